@@ -1,0 +1,1 @@
+//! The shop.v1 contracts, generated at build time.
