@@ -7,15 +7,18 @@
 //!
 //! - [`error`]: the Connect error model, [`ConnectError`] and [`Code`].
 //! - [`method`]: method metadata generated from the contracts.
+//! - [`context`]: what travels with a call (deadline, wire header names).
 //! - [`runtime`]: the clock / sleep / randomness seam.
 
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
 
+pub mod context;
 pub mod error;
 pub mod method;
 pub mod runtime;
 
+pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};
 pub use method::{Idempotency, MethodDescriptor};
 pub use runtime::{Instant, LocalBoxFuture, Runtime};
