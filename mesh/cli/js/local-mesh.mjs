@@ -1,0 +1,167 @@
+// The local mesh: every Worker in wrangler/*.toml, in one workerd driven
+// through Miniflare's API.
+//
+// Why not `wrangler dev -c a -c b ...`: its dev proxy sits in front of every
+// request and measured ~5x slower on this mesh, which would distort the
+// benchmarks. Miniflare gives the same workerd, the same bindings (we read them
+// with wrangler's own config loader, so wrangler/*.toml stays the single source
+// of truth) and a direct socket per Worker.
+//
+// Used by `cargo workmesh up` (as a program) and by the end-to-end tests (as a
+// module: `startMesh()`).
+
+import { readdirSync, readFileSync, existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve, basename } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare, Log, LogLevel } from "miniflare";
+import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Every Worker config, in a stable order. */
+export function workerConfigs(root = repoRoot) {
+  const dir = join(root, "wrangler");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".toml"))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+function workerOptionsFor(configPath, port) {
+  const config = unstable_readConfig({ config: configPath });
+  const { workerOptions, main } = unstable_getMiniflareWorkerOptions(configPath);
+  const scriptPath = resolve(dirname(configPath), main ?? config.main);
+  if (!existsSync(scriptPath)) {
+    throw new Error(`${basename(configPath)}: ${scriptPath} is missing; run \`cargo workmesh build\` first`);
+  }
+  return {
+    config,
+    options: {
+      ...workerOptions,
+      name: config.name,
+      modules: true,
+      scriptPath,
+      // worker-build emits index.js importing index_bg.wasm beside it.
+      modulesRoot: dirname(scriptPath),
+      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+      unsafeDirectSockets: [{ host: "127.0.0.1", port: port ?? config.dev?.port ?? 0 }],
+    },
+  };
+}
+
+/** Applies a D1 database's migrations the way `wrangler d1 migrations apply` does. */
+async function applyMigrations(mf, workerName, configPath, database) {
+  if (!database.migrations_dir) return [];
+  const dir = resolve(dirname(configPath), database.migrations_dir);
+  if (!existsSync(dir)) return [];
+  const table = database.migrations_table ?? "d1_migrations";
+  const db = await mf.getD1Database(database.binding, workerName);
+  await db.exec(
+    `CREATE TABLE IF NOT EXISTS ${table} (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);`,
+  );
+  const applied = new Set((await db.prepare(`SELECT name FROM ${table}`).all()).results.map((r) => r.name));
+  const done = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    if (applied.has(file)) continue;
+    const sql = readFileSync(join(dir, file), "utf8");
+    // D1's batch runs in one transaction: a failing migration leaves nothing behind.
+    const statements = splitSql(sql).map((s) => db.prepare(s));
+    statements.push(db.prepare(`INSERT INTO ${table} (name) VALUES (?)`).bind(file));
+    await db.batch(statements);
+    done.push(`${workerName}/${database.binding}: ${file}`);
+  }
+  return done;
+}
+
+function splitSql(sql) {
+  const withoutComments = sql
+    .split("\n")
+    .filter((line) => !line.trim().startsWith("--"))
+    .join("\n");
+  return withoutComments
+    .split(";")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Polls until the Worker answers any HTTP response (or throws after `timeoutMs`). */
+async function waitUntilAnswering(name, url, timeoutMs = 30_000) {
+  const start = Date.now();
+  let lastError;
+  while (Date.now() - start < timeoutMs) {
+    try {
+      const res = await fetch(new URL("/workmesh.v1.Health/Check", url), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      await res.arrayBuffer();
+      return;
+    } catch (e) {
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`${name} did not answer at ${url} within ${timeoutMs} ms: ${lastError}`);
+}
+
+/**
+ * Starts every Worker of the mesh in one workerd.
+ * @param {{root?: string, persistTo?: string|false, ephemeralPorts?: boolean, verbose?: boolean}} opts
+ * `persistTo: false` keeps all state in memory (tests); `ephemeralPorts` lets the OS pick ports.
+ */
+export async function startMesh(opts = {}) {
+  const root = opts.root ?? repoRoot;
+  const persistRoot = opts.persistTo === false ? null : resolve(opts.persistTo ?? join(root, ".wrangler/state/v3"));
+  if (persistRoot) mkdirSync(persistRoot, { recursive: true });
+
+  const workers = workerConfigs(root).map((path) => ({ path, ...workerOptionsFor(path, opts.ephemeralPorts ? 0 : undefined) }));
+  const mf = new Miniflare({
+    workers: workers.map((w) => w.options),
+    d1Persist: persistRoot ? join(persistRoot, "d1") : false,
+    durableObjectsPersist: persistRoot ? join(persistRoot, "do") : false,
+    // Never ask the internet for a Request.cf object: the placeholder serves locally.
+    cf: false,
+    log: new Log(opts.verbose ? LogLevel.DEBUG : LogLevel.WARN),
+  });
+  await mf.ready;
+
+  const migrations = [];
+  for (const w of workers) {
+    for (const database of w.config.d1_databases ?? []) {
+      migrations.push(...(await applyMigrations(mf, w.config.name, w.path, database)));
+    }
+  }
+
+  const urls = {};
+  for (const w of workers) {
+    urls[w.config.name] = (await mf.unsafeGetDirectURL(w.config.name)).toString();
+  }
+  await Promise.all(Object.entries(urls).map(([name, url]) => waitUntilAnswering(name, url)));
+
+  return { mf, urls, migrations, dispose: () => mf.dispose() };
+}
+
+// As a program: start, print one JSON line with the URLs, stay up until signalled.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const persistArg = args.indexOf("--persist-to");
+  const mesh = await startMesh({
+    persistTo: persistArg >= 0 ? args[persistArg + 1] : undefined,
+    verbose: args.includes("--verbose"),
+  });
+  console.log(JSON.stringify({ ready: true, urls: mesh.urls, migrations: mesh.migrations }));
+  let stopping = false;
+  const stop = async (signal) => {
+    if (stopping) return;
+    stopping = true;
+    await mesh.dispose();
+    console.error(`local mesh stopped (${signal})`);
+    process.exit(0);
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  // Our parent (cargo workmesh up) closes stdin when it goes away: never outlive it.
+  process.stdin.on("end", () => stop("parent exited"));
+  process.stdin.resume();
+}

@@ -1,0 +1,63 @@
+//! `workmesh`: the developer workflow of a workmesh project.
+//!
+//! Run it as `cargo workmesh <command>` (a cargo alias in `.cargo/config.toml`),
+//! so a fresh clone needs nothing but Rust and Node to start.
+
+mod build;
+mod project;
+mod setup;
+mod test;
+mod up;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "workmesh", version, about = "Contract-first service mesh for Cloudflare Workers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what builds need, offline from the package registries: the wasm32
+    /// target, pinned worker-build and wasm-bindgen-cli, and the npm packages.
+    /// Idempotent: a ready machine takes seconds.
+    Setup,
+    /// Build Workers for wasm32 (all, or the named ones), incrementally.
+    Build {
+        /// Worker names, as in wrangler/<name>.toml; all when empty.
+        workers: Vec<String>,
+        /// Debug build: skip wasm-opt and optimisations.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Build, then run the whole mesh in one local workerd until Ctrl-C / SIGTERM.
+    Up {
+        /// Where local D1 and Durable Object state lives.
+        #[arg(long, default_value = ".wrangler/state/v3")]
+        persist_to: String,
+        /// Show workerd's debug log.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Run every check and test: formatting, clippy, unit tests, wasm builds,
+    /// deploy dry-runs and end-to-end tests against the local mesh.
+    Test,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let project = project::Project::discover()?;
+    match cli.command {
+        Command::Setup => setup::run(&project),
+        Command::Build { workers, dev } => {
+            setup::run(&project)?;
+            let profile = if dev { build::Profile::Dev } else { build::Profile::Release };
+            build::run(&project, &workers, profile)
+        }
+        Command::Up { persist_to, verbose } => up::run(&project, &persist_to, verbose),
+        Command::Test => test::run(&project),
+    }
+}
