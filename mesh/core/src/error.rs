@@ -172,6 +172,12 @@ impl ConnectError {
     pub fn failed_precondition(message: impl Into<String>) -> Self {
         Self::new(Code::FailedPrecondition, message)
     }
+    pub fn data_loss(message: impl Into<String>) -> Self {
+        Self::new(Code::DataLoss, message)
+    }
+    pub fn aborted(message: impl Into<String>) -> Self {
+        Self::new(Code::Aborted, message)
+    }
     pub fn already_exists(message: impl Into<String>) -> Self {
         Self::new(Code::AlreadyExists, message)
     }
