@@ -46,6 +46,20 @@ pub fn run(project: &Project, names: &[String], profile: Profile) -> Result<()> 
         }
         bundle(project, worker, profile)?;
     }
+    for worker in &workers {
+        report_size(worker)?;
+    }
+    Ok(())
+}
+
+/// Workers limit the compressed size of a bundle, so that is the number to watch.
+fn report_size(worker: &Worker) -> Result<()> {
+    use std::io::Write;
+    let wasm = std::fs::read(worker.bundled_wasm()).with_context(|| format!("reading {}", worker.name))?;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&wasm)?;
+    let gzipped = gzip.finish()?.len();
+    eprintln!("build: {:<10} wasm {:>5} KiB, gzip {:>5} KiB", worker.name, wasm.len() / 1024, gzipped / 1024);
     Ok(())
 }
 
