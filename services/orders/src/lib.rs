@@ -1,0 +1,136 @@
+//! The orders service: takes orders, prices them through the catalog service
+//! (a typed client over a service binding), and records them in its own D1.
+//!
+//! `CreateOrder` is `IDEMPOTENT` in the contract: the client's `request_id` is
+//! its idempotency key, so the mesh may retry it and a repeated key returns
+//! the order the first call created.
+
+mod money;
+mod store;
+
+use futures_util::future::try_join_all;
+use shop_contracts::shop::v1::catalog_service_client::CatalogServiceClient;
+use shop_contracts::shop::v1::order_service_server::{OrderService, OrderServiceServer};
+use shop_contracts::shop::v1::{
+    CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest, LineItem,
+    ListOrdersRequest, ListOrdersResponse, Money, Order, OrderStatus,
+};
+use worker::{event, Context, Env};
+use workmesh::codegen::{Request, Response};
+use workmesh::{Code, ConnectError, Deadline, Runtime};
+use workmesh_worker::{BindingTransport, Router, WorkerRuntime};
+
+use crate::store::OrderStore;
+
+/// The most line items one order may have, and the most of one item.
+const MAX_ITEMS: usize = 100;
+const MAX_QUANTITY: u32 = 1_000;
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let orders = Orders {
+        store: OrderStore::new(env.d1("DB")?),
+        catalog: CatalogServiceClient::new(BindingTransport::new(&env, "CATALOG")?),
+    };
+    let router = Router::new().add(OrderServiceServer::new(orders));
+    workmesh_worker::serve(&router, req).await
+}
+
+struct Orders {
+    store: OrderStore,
+    catalog: CatalogServiceClient<BindingTransport>,
+}
+
+impl OrderService for Orders {
+    async fn create_order(
+        &self,
+        request: Request<CreateOrderRequest>,
+    ) -> Result<Response<CreateOrderResponse>, ConnectError> {
+        let deadline = request.deadline();
+        let request = request.into_inner();
+        validate(&request)?;
+
+        if let Some(order) = self.store.find_by_request_id(&request.customer_id, &request.request_id).await? {
+            return Ok(Response::new(CreateOrderResponse { order: Some(order) }));
+        }
+
+        let prices = try_join_all(request.items.iter().map(|item| self.price_of(item, deadline))).await?;
+        let total = money::total(prices.iter().zip(&request.items).map(|(price, item)| (price, item.quantity)))?;
+        let order = Order {
+            order_id: uuid::Uuid::new_v4().to_string(),
+            customer_id: request.customer_id,
+            items: request.items,
+            total: Some(total),
+            status: OrderStatus::Confirmed as i32,
+            created_at_ms: WorkerRuntime.now().since_epoch().as_millis() as i64,
+        };
+        let order = self.store.insert(order, &request.request_id).await?;
+        Ok(Response::new(CreateOrderResponse { order: Some(order) }))
+    }
+
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<GetOrderResponse>, ConnectError> {
+        let order_id = request.get_ref().order_id.trim();
+        if order_id.is_empty() {
+            return Err(ConnectError::invalid_argument("order_id is required"));
+        }
+        match self.store.get(order_id).await? {
+            Some(order) => Ok(Response::new(GetOrderResponse { order: Some(order) })),
+            None => Err(ConnectError::not_found(format!("no order {order_id:?}"))),
+        }
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, ConnectError> {
+        let request = request.into_inner();
+        if request.customer_id.trim().is_empty() {
+            return Err(ConnectError::invalid_argument("customer_id is required"));
+        }
+        let (orders, next_page_token) =
+            self.store.list(&request.customer_id, request.page_size, &request.page_token).await?;
+        Ok(Response::new(ListOrdersResponse { orders, next_page_token }))
+    }
+}
+
+impl Orders {
+    /// The unit price of one line item, asked of the catalog within our own deadline.
+    async fn price_of(&self, item: &LineItem, deadline: Option<Deadline>) -> Result<Money, ConnectError> {
+        let request = Request::new(GetProductRequest { sku: item.sku.clone() }).with_deadline(deadline);
+        let product = match self.catalog.get_product(request).await {
+            Ok(response) => response.into_inner().product,
+            Err(e) if e.code == Code::NotFound => {
+                return Err(ConnectError::invalid_argument(format!("unknown sku {:?}", item.sku)))
+            }
+            Err(e) => return Err(e),
+        };
+        product
+            .and_then(|p| p.price)
+            .ok_or_else(|| ConnectError::internal(format!("catalog returned no price for {:?}", item.sku)))
+    }
+}
+
+fn validate(request: &CreateOrderRequest) -> Result<(), ConnectError> {
+    if request.customer_id.trim().is_empty() {
+        return Err(ConnectError::invalid_argument("customer_id is required"));
+    }
+    if request.request_id.trim().is_empty() {
+        return Err(ConnectError::invalid_argument(
+            "request_id is required: it is the idempotency key that makes CreateOrder safe to retry",
+        ));
+    }
+    if request.items.is_empty() || request.items.len() > MAX_ITEMS {
+        return Err(ConnectError::invalid_argument(format!("an order needs 1 to {MAX_ITEMS} items")));
+    }
+    for (i, item) in request.items.iter().enumerate() {
+        if item.sku.trim().is_empty() {
+            return Err(ConnectError::invalid_argument(format!("items[{i}].sku is required")));
+        }
+        if item.quantity == 0 || item.quantity > MAX_QUANTITY {
+            return Err(ConnectError::invalid_argument(format!(
+                "items[{i}].quantity must be 1 to {MAX_QUANTITY}"
+            )));
+        }
+    }
+    Ok(())
+}
