@@ -1,0 +1,1 @@
+//! workmesh-build (work in progress)
