@@ -305,7 +305,7 @@ fn render_client(service: &Service, names: &Names, buf: &mut String) {
         buf,
         "/// A typed client of `{full}`: one `async fn` per method, each sending a \
          Connect unary call through the transport's middleware stack.\n\
-         #[derive(Clone)]\n\
+         #[derive(Clone, Debug)]\n\
          pub struct {trait_name}Client<T> {{\n\
          inner: Client<T>,\n\
          }}\n\

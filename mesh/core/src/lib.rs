@@ -14,6 +14,7 @@
 //! - [`server`]: the [`Router`](server::Router) and the [`ServiceHandler`](server::ServiceHandler) seam.
 //! - [`client`]: the typed [`Client`](client::Client) and its transports.
 //! - [`codegen`]: the façade generated code imports.
+//! - [`proto`]: the mesh's own contracts (`workmesh.v1`: health, registry, faults).
 
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
@@ -24,6 +25,7 @@ pub mod context;
 pub mod error;
 pub mod message;
 pub mod method;
+pub mod proto;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
