@@ -242,5 +242,6 @@ impl<R: Runtime> Service<http::Request<Bytes>> for RouterTransport<R> {
     }
 }
 
-#[cfg(test)]
+// The router and client tests run on `TokioRuntime` (paused time).
+#[cfg(all(test, feature = "tokio"))]
 mod tests;

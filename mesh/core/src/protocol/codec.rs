@@ -56,9 +56,7 @@ impl Encoding {
             return None;
         };
         for param in parts {
-            let Some((key, value)) = param.split_once('=') else {
-                return None;
-            };
+            let (key, value) = param.split_once('=')?;
             if key.trim().eq_ignore_ascii_case("charset") {
                 let charset = value.trim().trim_matches('"');
                 if !(charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8"))

@@ -22,5 +22,6 @@ mod service;
 pub use router::Router;
 pub use service::{serve_unary, ServiceHandler, UnaryCall, UnaryReply};
 
-#[cfg(test)]
+// The router and client tests run on `TokioRuntime` (paused time).
+#[cfg(all(test, feature = "tokio"))]
 mod tests;

@@ -81,6 +81,7 @@ impl Router {
 
     /// Serves `service` under its name. A second service with the same name
     /// replaces the first.
+    #[allow(clippy::should_implement_trait)] // a builder step, not `Add`
     pub fn add<S: ServiceHandler + 'static>(mut self, service: S) -> Self {
         self.services.insert(service.name(), Rc::new(service));
         self
