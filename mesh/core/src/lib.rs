@@ -9,18 +9,33 @@
 //! - [`method`]: method metadata generated from the contracts.
 //! - [`context`]: what travels with a call (deadline, wire header names).
 //! - [`runtime`]: the clock / sleep / randomness seam.
+//! - [`message`]: typed [`Request`](message::Request) / [`Response`](message::Response).
+//! - [`protocol`]: the Connect unary wire format (codec, headers, gzip, GET, errors).
+//! - [`server`]: the [`Router`](server::Router) and the [`ServiceHandler`](server::ServiceHandler) seam.
+//! - [`client`]: the typed [`Client`](client::Client) and its transports.
+//! - [`codegen`]: the façade generated code imports.
+//! - [`proto`]: the mesh's own contracts (`workmesh.v1`: health, registry, faults).
 
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
 
+pub mod client;
+pub mod codegen;
 pub mod context;
 pub mod error;
+pub mod message;
 pub mod method;
+pub mod proto;
+pub mod protocol;
 pub mod runtime;
+pub mod server;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};
 pub use method::{Idempotency, MethodDescriptor};
+pub use protocol::Encoding;
 pub use runtime::{Instant, LocalBoxFuture, Runtime};
 #[cfg(feature = "tokio")]
 pub use runtime::TokioRuntime;
