@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { Agent } from "node:http";
 import { startMesh } from "./helpers.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -30,20 +31,25 @@ after(async () => {
   await mesh?.dispose();
 });
 
-/** A client plus the HTTP methods its calls used, seen by an interceptor. */
+/** An HTTP agent that records the method of every request connect-node sends. */
+class RecordingAgent extends Agent {
+  methods = [];
+  addRequest(request, options) {
+    this.methods.push(request.method);
+    return super.addRequest(request, options);
+  }
+}
+
+/** A client plus the HTTP methods its calls went out with. */
 function client(service, baseUrl, { binary, get }) {
-  const methods = [];
+  const agent = new RecordingAgent();
+  const methods = agent.methods;
   const transport = createConnectTransport({
     baseUrl,
     httpVersion: "1.1",
     useBinaryFormat: binary,
     useHttpGet: get,
-    interceptors: [
-      (next) => async (req) => {
-        methods.push(req.requestMethod);
-        return next(req);
-      },
-    ],
+    nodeOptions: { agent },
   });
   return { client: createClient(service, transport), methods };
 }

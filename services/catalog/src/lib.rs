@@ -4,8 +4,8 @@
 //! `CatalogService` trait, put it in a `Router`, and `serve` it.
 
 use serde::Deserialize;
-use shop_contracts::shop::v1::catalog_service_server::{CatalogService, CatalogServiceServer};
-use shop_contracts::shop::v1::{
+use shop_contracts::v1::catalog_service_server::{CatalogService, CatalogServiceServer};
+use shop_contracts::v1::{
     GetProductRequest, GetProductResponse, ListProductsRequest, ListProductsResponse, Money, Product,
 };
 use worker::{event, Context, Env};
@@ -76,7 +76,7 @@ impl CatalogService for Catalog {
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, ConnectError> {
         let request = request.into_inner();
-        let page_size = page_size_or_default(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+        let page_size = shop_contracts::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
         // The page token is the last SKU of the previous page: stable under inserts.
         let rows: Vec<ProductRow> = self
             .db

@@ -23,3 +23,4 @@
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/shop.v1.rs"));
 }
+pub mod paging;

@@ -9,9 +9,9 @@ mod money;
 mod store;
 
 use futures_util::future::try_join_all;
-use shop_contracts::shop::v1::catalog_service_client::CatalogServiceClient;
-use shop_contracts::shop::v1::order_service_server::{OrderService, OrderServiceServer};
-use shop_contracts::shop::v1::{
+use shop_contracts::v1::catalog_service_client::CatalogServiceClient;
+use shop_contracts::v1::order_service_server::{OrderService, OrderServiceServer};
+use shop_contracts::v1::{
     CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest, LineItem,
     ListOrdersRequest, ListOrdersResponse, Money, Order, OrderStatus,
 };

@@ -1,6 +1,6 @@
 //! Money arithmetic on the contract's `Money` (units + nanos), exact in i128.
 
-use shop_contracts::shop::v1::Money;
+use shop_contracts::v1::Money;
 use workmesh::ConnectError;
 
 const NANOS_PER_UNIT: i128 = 1_000_000_000;

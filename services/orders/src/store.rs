@@ -2,7 +2,7 @@
 //! an order is stored with all its items or not at all.
 
 use serde::Deserialize;
-use shop_contracts::shop::v1::{LineItem, Money, Order};
+use shop_contracts::v1::{LineItem, Money, Order};
 use worker::D1Database;
 use workmesh::ConnectError;
 
@@ -120,7 +120,7 @@ impl OrderStore {
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<Order>, String), ConnectError> {
-        let page_size = page_size_or_default(page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+        let page_size = shop_contracts::paging::page_size(page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
         let (after_ms, after_id) = parse_page_token(page_token)?;
         let rows: Vec<OrderRow> = self
             .db
