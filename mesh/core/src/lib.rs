@@ -13,10 +13,20 @@
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
 
+pub mod balance;
+pub mod breaker;
+pub mod config;
 pub mod context;
+pub mod deadline;
 pub mod error;
+pub mod fault;
+pub mod limit;
 pub mod method;
+pub mod retry;
 pub mod runtime;
+pub mod stack;
+#[cfg(all(test, feature = "tokio"))]
+mod test_util;
 
 pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};

@@ -1,0 +1,170 @@
+//! Shared test helpers: a scripted mock service and request builders.
+//!
+//! The mock is a `tower::service_fn` that records every call it receives
+//! (time, headers, extensions that matter) and answers from a queue of
+//! [`Reply`]s, falling back to a fixed reply when the queue is empty.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use tower::Service;
+
+use crate::context::headers;
+use crate::{Code, ConnectError, Deadline, Idempotency, Instant, MethodDescriptor, Runtime};
+
+pub(crate) const READ: MethodDescriptor = MethodDescriptor {
+    service: "shop.v1.CatalogService",
+    method: "GetProduct",
+    idempotency: Idempotency::NoSideEffects,
+};
+pub(crate) const WRITE: MethodDescriptor = MethodDescriptor {
+    service: "shop.v1.OrderService",
+    method: "PlaceOrder",
+    idempotency: Idempotency::Unknown,
+};
+
+/// What the mock answers to one call.
+#[derive(Clone, Debug)]
+pub(crate) enum Reply {
+    Ok,
+    Err(Code),
+    Error(ConnectError),
+    /// Waits, then answers.
+    After(Duration, Box<Reply>),
+}
+
+impl Reply {
+    pub(crate) fn after(delay: Duration, reply: Reply) -> Reply {
+        Reply::After(delay, Box::new(reply))
+    }
+}
+
+/// One call the mock saw.
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    pub deadline: Option<Deadline>,
+}
+
+impl Seen {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub(crate) fn attempt(&self) -> Option<u32> {
+        self.header(headers::ATTEMPT).and_then(|v| v.parse().ok())
+    }
+}
+
+/// The test's side of a mock: script replies, read what was seen.
+#[derive(Clone)]
+pub(crate) struct MockHandle {
+    script: Rc<RefCell<VecDeque<Reply>>>,
+    seen: Rc<RefCell<Vec<Seen>>>,
+}
+
+impl MockHandle {
+    pub(crate) fn push(&self, reply: Reply) {
+        self.script.borrow_mut().push_back(reply);
+    }
+
+    pub(crate) fn calls(&self) -> usize {
+        self.seen.borrow().len()
+    }
+
+    pub(crate) fn seen(&self) -> Vec<Seen> {
+        self.seen.borrow().clone()
+    }
+}
+
+/// A mock inner service. `fallback` answers once the script runs out.
+pub(crate) fn mock<R: Runtime>(
+    runtime: R,
+    fallback: Reply,
+) -> (
+    MockHandle,
+    impl Service<
+            Request<Bytes>,
+            Response = Response<Bytes>,
+            Error = ConnectError,
+            Future = impl Future<Output = Result<Response<Bytes>, ConnectError>> + 'static,
+        > + Clone
+        + 'static,
+) {
+    let handle = MockHandle {
+        script: Rc::default(),
+        seen: Rc::default(),
+    };
+    let h = handle.clone();
+    let service = tower::service_fn(move |req: Request<Bytes>| {
+        h.seen.borrow_mut().push(Seen {
+            at: runtime.now(),
+            headers: req.headers().clone(),
+            deadline: req.extensions().get::<Deadline>().copied(),
+        });
+        let reply = h
+            .script
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| fallback.clone());
+        let runtime = runtime.clone();
+        async move { answer(&runtime, reply).await }
+    });
+    (handle, service)
+}
+
+async fn answer<R: Runtime>(
+    runtime: &R,
+    mut reply: Reply,
+) -> Result<Response<Bytes>, ConnectError> {
+    loop {
+        match reply {
+            Reply::Ok => return Ok(Response::new(Bytes::from_static(b"ok"))),
+            Reply::Err(code) => return Err(ConnectError::new(code, "scripted failure")),
+            Reply::Error(e) => return Err(e),
+            Reply::After(delay, next) => {
+                runtime.sleep(delay).await;
+                reply = *next;
+            }
+        }
+    }
+}
+
+/// A request for `method`, with an optional absolute deadline.
+pub(crate) fn request(method: MethodDescriptor, deadline: Option<Deadline>) -> Request<Bytes> {
+    let mut req = Request::post(method.path())
+        .body(Bytes::from_static(b"payload"))
+        .unwrap_or_default();
+    req.extensions_mut().insert(method);
+    if let Some(d) = deadline {
+        req.extensions_mut().insert(d);
+    }
+    req
+}
+
+/// An error with `workmesh-retry-pushback-ms` metadata.
+pub(crate) fn pushback(code: Code, value: &str) -> ConnectError {
+    let mut e = ConnectError::new(code, "pushed back");
+    if let Ok(v) = http::HeaderValue::from_str(value) {
+        e.metadata.insert(headers::RETRY_PUSHBACK_MS, v);
+    }
+    e
+}
+
+/// Calls `service` once it is ready.
+pub(crate) async fn call<S>(
+    service: &mut S,
+    req: Request<Bytes>,
+) -> Result<Response<Bytes>, ConnectError>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = ConnectError>,
+{
+    use tower::ServiceExt;
+    service.ready().await?.call(req).await
+}
