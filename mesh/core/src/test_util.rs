@@ -1,12 +1,12 @@
 //! Shared test helpers: a scripted mock service and request builders.
 //!
-//! The mock is a `tower::service_fn` that records every call it receives
+//! The mock is a small `tower::Service` that records every call it receives
 //! (time, headers, extensions that matter) and answers from a queue of
 //! [`Reply`]s, falling back to a fixed reply when the queue is empty.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
+use std::task::{Context, Poll};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use http::{HeaderMap, Request, Response};
 use tower::Service;
 
 use crate::context::headers;
-use crate::{Code, ConnectError, Deadline, Idempotency, Instant, MethodDescriptor, Runtime};
+use crate::{Code, ConnectError, Deadline, Idempotency, Instant, LocalBoxFuture, MethodDescriptor, Runtime};
 
 pub(crate) const READ: MethodDescriptor = MethodDescriptor {
     service: "shop.v1.CatalogService",
@@ -83,40 +83,39 @@ impl MockHandle {
     }
 }
 
-/// A mock inner service. `fallback` answers once the script runs out.
-pub(crate) fn mock<R: Runtime>(
+/// A mock inner service: records each call, answers from its script.
+#[derive(Clone)]
+pub(crate) struct Mock<R> {
     runtime: R,
+    handle: MockHandle,
     fallback: Reply,
-) -> (
-    MockHandle,
-    impl Service<
-            Request<Bytes>,
-            Response = Response<Bytes>,
-            Error = ConnectError,
-            Future = impl Future<Output = Result<Response<Bytes>, ConnectError>> + 'static,
-        > + Clone
-        + 'static,
-) {
-    let handle = MockHandle {
-        script: Rc::default(),
-        seen: Rc::default(),
-    };
-    let h = handle.clone();
-    let service = tower::service_fn(move |req: Request<Bytes>| {
-        h.seen.borrow_mut().push(Seen {
-            at: runtime.now(),
+}
+
+impl<R: Runtime> Service<Request<Bytes>> for Mock<R> {
+    type Response = Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Response<Bytes>, ConnectError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        self.handle.seen.borrow_mut().push(Seen {
+            at: self.runtime.now(),
             headers: req.headers().clone(),
             deadline: req.extensions().get::<Deadline>().copied(),
         });
-        let reply = h
-            .script
-            .borrow_mut()
-            .pop_front()
-            .unwrap_or_else(|| fallback.clone());
-        let runtime = runtime.clone();
-        async move { answer(&runtime, reply).await }
-    });
-    (handle, service)
+        let reply = self.handle.script.borrow_mut().pop_front().unwrap_or_else(|| self.fallback.clone());
+        let runtime = self.runtime.clone();
+        Box::pin(async move { answer(&runtime, reply).await })
+    }
+}
+
+/// A mock inner service. `fallback` answers once the script runs out.
+pub(crate) fn mock<R: Runtime>(runtime: R, fallback: Reply) -> (MockHandle, Mock<R>) {
+    let handle = MockHandle { script: Rc::default(), seen: Rc::default() };
+    (handle.clone(), Mock { runtime, handle, fallback })
 }
 
 async fn answer<R: Runtime>(

@@ -112,11 +112,10 @@ where
         let runtime = self.runtime.clone();
         let classify = self.classify;
         let gate = self.gate.clone();
+        // Created before the future so that dropping it even unpolled frees the probe.
+        let guard = ProbeGuard { gate: gate.clone(), armed: admit == Admit::Probe };
         Box::pin(async move {
-            let mut guard = ProbeGuard {
-                gate: gate.clone(),
-                armed: admit == Admit::Probe,
-            };
+            let mut guard = guard; // move the whole guard in, not just a field
             let outcome = inner.oneshot(req).await;
             guard.armed = false;
             let failure = classify.is_failure(&outcome);
