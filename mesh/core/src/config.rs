@@ -217,23 +217,13 @@ impl CodeSet {
 }
 
 /// Call-level settings of one method.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallPolicy {
     /// Overall deadline for calls that carry none; `None` = unbounded.
     pub timeout: Option<Duration>,
     /// Timeout of each attempt; `None` = only the overall deadline.
     pub per_try_timeout: Option<Duration>,
     pub retry: RetryPolicy,
-}
-
-impl Default for CallPolicy {
-    fn default() -> Self {
-        CallPolicy {
-            timeout: None,
-            per_try_timeout: None,
-            retry: RetryPolicy::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

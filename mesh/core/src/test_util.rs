@@ -6,8 +6,8 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::task::{Context, Poll};
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +15,9 @@ use http::{HeaderMap, Request, Response};
 use tower::Service;
 
 use crate::context::headers;
-use crate::{Code, ConnectError, Deadline, Idempotency, Instant, LocalBoxFuture, MethodDescriptor, Runtime};
+use crate::{
+    Code, ConnectError, Deadline, Idempotency, Instant, LocalBoxFuture, MethodDescriptor, Runtime,
+};
 
 pub(crate) const READ: MethodDescriptor = MethodDescriptor {
     service: "shop.v1.CatalogService",
@@ -106,7 +108,12 @@ impl<R: Runtime> Service<Request<Bytes>> for Mock<R> {
             headers: req.headers().clone(),
             deadline: req.extensions().get::<Deadline>().copied(),
         });
-        let reply = self.handle.script.borrow_mut().pop_front().unwrap_or_else(|| self.fallback.clone());
+        let reply = self
+            .handle
+            .script
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| self.fallback.clone());
         let runtime = self.runtime.clone();
         Box::pin(async move { answer(&runtime, reply).await })
     }
@@ -114,8 +121,18 @@ impl<R: Runtime> Service<Request<Bytes>> for Mock<R> {
 
 /// A mock inner service. `fallback` answers once the script runs out.
 pub(crate) fn mock<R: Runtime>(runtime: R, fallback: Reply) -> (MockHandle, Mock<R>) {
-    let handle = MockHandle { script: Rc::default(), seen: Rc::default() };
-    (handle.clone(), Mock { runtime, handle, fallback })
+    let handle = MockHandle {
+        script: Rc::default(),
+        seen: Rc::default(),
+    };
+    (
+        handle.clone(),
+        Mock {
+            runtime,
+            handle,
+            fallback,
+        },
+    )
 }
 
 async fn answer<R: Runtime>(

@@ -13,7 +13,10 @@ use crate::{Code, TokioRuntime};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-fn endpoints(rt: &TokioRuntime, latencies: &[u64]) -> (Vec<MockHandle>, Vec<Endpoint<Mock<TokioRuntime>>>) {
+fn endpoints(
+    rt: &TokioRuntime,
+    latencies: &[u64],
+) -> (Vec<MockHandle>, Vec<Endpoint<Mock<TokioRuntime>>>) {
     latencies
         .iter()
         .enumerate()
@@ -35,7 +38,10 @@ async fn p2c_prefers_the_faster_endpoint() {
     let counts: Vec<usize> = mocks.iter().map(|m| m.calls()).collect();
     // The fast endpoint loses only when P2C draws the two slow ones (1 in 3).
     assert!(counts[1] >= 180, "{counts:?}");
-    assert!(counts[1] > counts[0] * 3 && counts[1] > counts[2] * 3, "{counts:?}");
+    assert!(
+        counts[1] > counts[0] * 3 && counts[1] > counts[2] * 3,
+        "{counts:?}"
+    );
     let loads = balance.loads();
     assert!(loads[1].1 < loads[0].1, "{loads:?}");
 }
@@ -95,7 +101,8 @@ async fn open_breakers_are_skipped_and_all_open_fails_fast() {
 #[tokio::test(start_paused = true)]
 async fn no_endpoints_is_unavailable() {
     let rt = TokioRuntime::with_seed(8);
-    let mut balance: Balance<Mock<TokioRuntime>, _> = Balance::new(rt, BalancePolicy::default(), Vec::new());
+    let mut balance: Balance<Mock<TokioRuntime>, _> =
+        Balance::new(rt, BalancePolicy::default(), Vec::new());
     let e = call(&mut balance, request(READ, None)).await.unwrap_err();
     assert_eq!(e.code, Code::Unavailable);
 }

@@ -113,7 +113,10 @@ where
         let classify = self.classify;
         let gate = self.gate.clone();
         // Created before the future so that dropping it even unpolled frees the probe.
-        let guard = ProbeGuard { gate: gate.clone(), armed: admit == Admit::Probe };
+        let guard = ProbeGuard {
+            gate: gate.clone(),
+            armed: admit == Admit::Probe,
+        };
         Box::pin(async move {
             let mut guard = guard; // move the whole guard in, not just a field
             let outcome = inner.oneshot(req).await;

@@ -12,7 +12,10 @@ use crate::{Code, Instant, Runtime, TokioRuntime};
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
 fn no_jitter() -> BreakerPolicy {
-    BreakerPolicy { jitter: 0.0, ..BreakerPolicy::default() }
+    BreakerPolicy {
+        jitter: 0.0,
+        ..BreakerPolicy::default()
+    }
 }
 
 type Svc = Breaker<Mock<TokioRuntime>, TokioRuntime>;
@@ -50,7 +53,12 @@ async fn five_consecutive_failures_open_and_then_fail_fast() {
     assert_eq!(until, rt.now() + MS(1000));
     let e = call(&mut svc, request(READ, None)).await.unwrap_err();
     assert_eq!(e.code, Code::Unavailable);
-    assert!(e.message.contains("circuit breaker open for catalog (5 consecutive failures)"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("circuit breaker open for catalog (5 consecutive failures)"),
+        "{}",
+        e.message
+    );
     assert_eq!(mock.calls(), 5, "fail fast: not sent");
 }
 
@@ -58,12 +66,17 @@ async fn five_consecutive_failures_open_and_then_fail_fast() {
 async fn caller_errors_do_not_count_as_failures() {
     let rt = TokioRuntime::with_seed(1);
     let (mock, mut svc, h) = breaker(&rt, no_jitter());
-    let replies: Vec<Reply> = [Code::InvalidArgument, Code::NotFound, Code::PermissionDenied, Code::AlreadyExists]
-        .iter()
-        .cycle()
-        .take(20)
-        .map(|c| Reply::Err(*c))
-        .collect();
+    let replies: Vec<Reply> = [
+        Code::InvalidArgument,
+        Code::NotFound,
+        Code::PermissionDenied,
+        Code::AlreadyExists,
+    ]
+    .iter()
+    .cycle()
+    .take(20)
+    .map(|c| Reply::Err(*c))
+    .collect();
     outcomes(&mut svc, &mock, &replies).await;
     assert_eq!(h.state(), BreakerState::Closed);
 }
@@ -74,10 +87,15 @@ async fn low_success_rate_opens_without_consecutive_failures() {
     let (mock, mut svc, h) = breaker(&rt, no_jitter());
     let (f, s) = (Reply::Err(Code::Unavailable), Reply::Ok);
     // 1 failure in 5 is 80%: not below the minimum.
-    outcomes(&mut svc, &mock, &[s.clone(), s.clone(), f.clone(), s.clone(), s.clone()]).await;
+    outcomes(
+        &mut svc,
+        &mock,
+        &[s.clone(), s.clone(), f.clone(), s.clone(), s.clone()],
+    )
+    .await;
     assert_eq!(h.state(), BreakerState::Closed);
     // A second failure: 4 of 6 = 67% < 80%, with only one failure in a row.
-    outcomes(&mut svc, &mock, &[f.clone()]).await;
+    outcomes(&mut svc, &mock, std::slice::from_ref(&f)).await;
     match open_until(&h).1 {
         TripReason::SuccessRate { rate, calls } => {
             assert_eq!(calls, 6);
@@ -93,10 +111,15 @@ async fn success_rate_trip_records_its_reason() {
     let (mock, mut svc, h) = breaker(&rt, no_jitter());
     let (f, s) = (Reply::Err(Code::Unavailable), Reply::Ok);
     // Four calls, 25% success: too few calls to judge.
-    outcomes(&mut svc, &mock, &[f.clone(), f.clone(), s.clone(), f.clone()]).await;
+    outcomes(
+        &mut svc,
+        &mock,
+        &[f.clone(), f.clone(), s.clone(), f.clone()],
+    )
+    .await;
     assert_eq!(h.state(), BreakerState::Closed);
     // Fifth call (a success would not trip; a failure does): 1/5 = 20%.
-    outcomes(&mut svc, &mock, &[f.clone()]).await;
+    outcomes(&mut svc, &mock, std::slice::from_ref(&f)).await;
     match open_until(&h).1 {
         TripReason::SuccessRate { rate, calls } => {
             assert_eq!(calls, 5);
@@ -111,7 +134,12 @@ async fn the_success_rate_window_forgets_old_calls() {
     let rt = TokioRuntime::with_seed(1);
     let (mock, mut svc, h) = breaker(&rt, no_jitter());
     let (f, s) = (Reply::Err(Code::Unavailable), Reply::Ok);
-    outcomes(&mut svc, &mock, &[f.clone(), s.clone(), f.clone(), f.clone()]).await;
+    outcomes(
+        &mut svc,
+        &mock,
+        &[f.clone(), s.clone(), f.clone(), f.clone()],
+    )
+    .await;
     rt.sleep(MS(11_000)).await;
     // Old calls have left the 10 s window: 1 call in it, no trip.
     outcomes(&mut svc, &mock, &[s.clone(), f.clone()]).await;
@@ -140,7 +168,11 @@ async fn exactly_one_probe_after_each_growing_backoff_and_reset_on_success() {
     assert_eq!(h.state(), BreakerState::HalfOpen);
     assert!(h.is_open(rt.now()), "probe in flight: balancer should skip");
     let rejected = call(&mut svc, request(READ, None)).await.unwrap_err();
-    assert!(rejected.message.contains("probe in flight"), "{}", rejected.message);
+    assert!(
+        rejected.message.contains("probe in flight"),
+        "{}",
+        rejected.message
+    );
     probe.await.unwrap_err();
     assert_eq!(mock.calls(), 6, "exactly one probe");
 
@@ -191,7 +223,10 @@ async fn jitter_lengthens_open_periods_by_up_to_half() {
         outcomes(&mut svc, &mock, &vec![Reply::Err(Code::Unavailable); 5]).await;
         lengths.push(open_until(&h).0.saturating_duration_since(rt.now()));
     }
-    assert!(lengths.iter().all(|d| *d >= MS(1000) && *d < MS(1500)), "{lengths:?}");
+    assert!(
+        lengths.iter().all(|d| *d >= MS(1000) && *d < MS(1500)),
+        "{lengths:?}"
+    );
     assert!(lengths.iter().any(|d| *d > MS(1250)) && lengths.iter().any(|d| *d < MS(1250)));
 }
 

@@ -102,6 +102,8 @@ const MAX_TIMEOUT_MS: u128 = 9_999_999_999;
 ///
 /// `Ok(None)` when the header is absent; `invalid_argument` when it is not
 /// 1–10 ASCII digits, as the Connect protocol requires.
+// `ConnectError` is the crate-wide error type; its size is error.rs's concern.
+#[allow(clippy::result_large_err)]
 pub fn deadline_from_headers(
     headers: &HeaderMap,
     now: Instant,

@@ -22,7 +22,8 @@ async fn caller_deadline_becomes_the_remaining_budget_header() {
     let rt = TokioRuntime::with_seed(1);
     let cfg = config("{}");
     let (handle, inner) = mock(rt.clone(), Reply::Ok);
-    let mut svc = CallDeadline::layer(rt.clone(), cfg.clone()).layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
+    let mut svc = CallDeadline::layer(rt.clone(), cfg.clone())
+        .layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
     let deadline = Deadline(rt.now() + MS(800));
     rt.sleep(MS(300)).await;
     call(&mut svc, request(READ, Some(deadline))).await.unwrap();
@@ -34,13 +35,22 @@ async fn caller_deadline_becomes_the_remaining_budget_header() {
 #[tokio::test(start_paused = true)]
 async fn per_method_default_timeout_applies_when_the_call_has_no_deadline() {
     let rt = TokioRuntime::with_seed(1);
-    let cfg = config(r#"{"services": {"shop.v1.CatalogService": {"methods": {"GetProduct": {"timeout_ms": 200}}}}}"#);
+    let cfg = config(
+        r#"{"services": {"shop.v1.CatalogService": {"methods": {"GetProduct": {"timeout_ms": 200}}}}}"#,
+    );
     let (handle, inner) = mock(rt.clone(), Reply::Ok);
-    let mut svc = CallDeadline::layer(rt.clone(), cfg.clone()).layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
+    let mut svc = CallDeadline::layer(rt.clone(), cfg.clone())
+        .layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
     call(&mut svc, request(READ, None)).await.unwrap();
-    assert_eq!(handle.seen()[0].header(headers::CONNECT_TIMEOUT_MS), Some("200"));
+    assert_eq!(
+        handle.seen()[0].header(headers::CONNECT_TIMEOUT_MS),
+        Some("200")
+    );
     // Another method of the same service has no timeout: no header at all.
-    let other = crate::MethodDescriptor { method: "ListProducts", ..READ };
+    let other = crate::MethodDescriptor {
+        method: "ListProducts",
+        ..READ
+    };
     call(&mut svc, request(other, None)).await.unwrap();
     assert_eq!(handle.seen()[1].header(headers::CONNECT_TIMEOUT_MS), None);
 }
@@ -54,12 +64,16 @@ async fn expired_deadline_fails_without_calling_inner() {
     let mut try_only = TryTimeout::layer(rt.clone(), cfg).layer(inner);
     let deadline = Deadline(rt.now() + MS(10));
     rt.sleep(MS(10)).await;
-    let e = call(&mut outer, request(READ, Some(deadline))).await.unwrap_err();
+    let e = call(&mut outer, request(READ, Some(deadline)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, Code::DeadlineExceeded);
     assert!(!is_per_try_timeout(&e));
     // Under a millisecond left: also not sent.
     let deadline = Deadline(rt.now() + Duration::from_micros(900));
-    let e = call(&mut try_only, request(READ, Some(deadline))).await.unwrap_err();
+    let e = call(&mut try_only, request(READ, Some(deadline)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, Code::DeadlineExceeded);
     assert_eq!(handle.calls(), 0);
 }
@@ -73,7 +87,10 @@ async fn overall_deadline_cuts_a_slow_call_at_exactly_the_deadline() {
     let start = rt.now();
     let e = call(&mut svc, request(READ, None)).await.unwrap_err();
     assert_eq!(e.code, Code::DeadlineExceeded);
-    assert!(!is_per_try_timeout(&e), "the overall deadline is not a per-try timeout");
+    assert!(
+        !is_per_try_timeout(&e),
+        "the overall deadline is not a per-try timeout"
+    );
     assert_eq!(rt.now().saturating_duration_since(start), MS(150));
 }
 
@@ -82,12 +99,16 @@ async fn per_try_timeout_is_marked_and_caps_the_header() {
     let rt = TokioRuntime::with_seed(1);
     let cfg = config(r#"{"default": {"timeout_ms": 1000, "per_try_timeout_ms": 100}}"#);
     let (handle, inner) = mock(rt.clone(), Reply::after(MS(500), Reply::Ok));
-    let mut svc = CallDeadline::layer(rt.clone(), cfg.clone()).layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
+    let mut svc = CallDeadline::layer(rt.clone(), cfg.clone())
+        .layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
     let start = rt.now();
     let e = call(&mut svc, request(READ, None)).await.unwrap_err();
     assert!(is_per_try_timeout(&e), "{e:?}");
     assert_eq!(rt.now().saturating_duration_since(start), MS(100));
-    assert_eq!(handle.seen()[0].header(headers::CONNECT_TIMEOUT_MS), Some("100"));
+    assert_eq!(
+        handle.seen()[0].header(headers::CONNECT_TIMEOUT_MS),
+        Some("100")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -97,7 +118,9 @@ async fn per_try_equal_to_overall_counts_as_overall() {
     let (_, inner) = mock(rt.clone(), Reply::after(MS(500), Reply::Ok));
     let mut svc = TryTimeout::layer(rt.clone(), cfg).layer(inner);
     // The caller's deadline is earlier than the per-try timeout.
-    let e = call(&mut svc, request(READ, Some(Deadline(rt.now() + MS(50))))).await.unwrap_err();
+    let e = call(&mut svc, request(READ, Some(Deadline(rt.now() + MS(50)))))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, Code::DeadlineExceeded);
     assert!(!is_per_try_timeout(&e));
 }
@@ -120,7 +143,10 @@ fn incoming_header_parses_to_a_deadline() {
     let mut h = HeaderMap::new();
     assert_eq!(deadline_from_headers(&h, now).unwrap(), None);
     h.insert(headers::CONNECT_TIMEOUT_MS, "250".parse().unwrap());
-    assert_eq!(deadline_from_headers(&h, now).unwrap(), Some(Deadline(now + MS(250))));
+    assert_eq!(
+        deadline_from_headers(&h, now).unwrap(),
+        Some(Deadline(now + MS(250)))
+    );
     for bad in ["", "-5", "1.5", "12345678901", "abc"] {
         h.insert(headers::CONNECT_TIMEOUT_MS, bad.parse().unwrap());
         let e = deadline_from_headers(&h, now).unwrap_err();

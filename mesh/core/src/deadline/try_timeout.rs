@@ -77,7 +77,7 @@ where
         };
         let inner = self.inner.clone();
         let Some(deadline) = deadline else {
-            return Box::pin(async move { strip(inner.oneshot(req).await) });
+            return Box::pin(async move { inner.oneshot(req).await.map_err(strip) });
         };
         let remaining = deadline.0.saturating_duration_since(now);
         let remaining_ms = remaining.as_millis();
@@ -92,7 +92,7 @@ where
         Box::pin(async move {
             let call = std::pin::pin!(inner.oneshot(req));
             match select(call, timer).await {
-                Either::Left((result, _)) => strip(result),
+                Either::Left((result, _)) => result.map_err(strip),
                 Either::Right(((), _)) if is_per_try => Err(per_try_timeout_error(remaining)),
                 Either::Right(((), _)) => Err(overall_deadline_error()),
             }
@@ -101,9 +101,7 @@ where
 }
 
 /// A per-try mark from below came from another hop: it is not ours to act on.
-fn strip(result: Result<Response<Bytes>, ConnectError>) -> Result<Response<Bytes>, ConnectError> {
-    result.map_err(|mut e| {
-        clear_per_try_mark(&mut e);
-        e
-    })
+fn strip(mut error: ConnectError) -> ConnectError {
+    clear_per_try_mark(&mut error);
+    error
 }

@@ -41,7 +41,11 @@ async fn aborts_the_configured_share_of_matching_calls_only() {
     }
     // 30% ± 1.5 points (about 3.3 standard deviations).
     assert!((2850..=3150).contains(&aborted), "aborted {aborted}");
-    assert_eq!(handle.calls(), 10_000 - aborted, "aborted calls are not sent");
+    assert_eq!(
+        handle.calls(),
+        10_000 - aborted,
+        "aborted calls are not sent"
+    );
     // Another method is untouched.
     for _ in 0..200 {
         call(&mut svc, request(WRITE, None)).await.unwrap();

@@ -151,7 +151,11 @@ mod tests {
         assert_eq!(rt.now(), start, "shedding must not wait");
         let (a, b) = tokio::join!(slow1, slow2);
         assert!(a.is_ok() && b.is_ok());
-        assert_eq!(handle.calls(), 2, "the shed call never reached the inner service");
+        assert_eq!(
+            handle.calls(),
+            2,
+            "the shed call never reached the inner service"
+        );
         assert_eq!(layer.in_flight(), 0);
         assert!(call(&mut svc, request(READ, None)).await.is_ok());
     }

@@ -24,7 +24,9 @@ fn budget() -> Rc<RetryBudget> {
 }
 
 fn gaps(seen: &[crate::test_util::Seen]) -> Vec<Duration> {
-    seen.windows(2).map(|w| w[1].at.saturating_duration_since(w[0].at)).collect()
+    seen.windows(2)
+        .map(|w| w[1].at.saturating_duration_since(w[0].at))
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -48,10 +50,18 @@ async fn retries_unavailable_up_to_max_attempts_with_attempt_headers() {
 #[tokio::test(start_paused = true)]
 async fn other_codes_and_max_attempts_one_are_not_retried() {
     let rt = TokioRuntime::with_seed(3);
-    for code in [Code::Internal, Code::InvalidArgument, Code::ResourceExhausted, Code::DeadlineExceeded] {
+    for code in [
+        Code::Internal,
+        Code::InvalidArgument,
+        Code::ResourceExhausted,
+        Code::DeadlineExceeded,
+    ] {
         let (handle, inner) = mock(rt.clone(), Reply::Err(code));
         let mut svc = Retry::layer(rt.clone(), config("{}"), budget()).layer(inner);
-        assert_eq!(call(&mut svc, request(READ, None)).await.unwrap_err().code, code);
+        assert_eq!(
+            call(&mut svc, request(READ, None)).await.unwrap_err().code,
+            code
+        );
         assert_eq!(handle.calls(), 1, "{code}");
     }
     let (handle, inner) = mock(rt.clone(), Reply::Err(Code::Unavailable));
@@ -71,16 +81,23 @@ async fn non_idempotent_calls_retry_only_with_an_idempotency_key() {
     assert_eq!(handle.calls(), 1);
 
     let mut keyed = request(WRITE, None);
-    keyed.headers_mut().insert(headers::IDEMPOTENCY_KEY, HeaderValue::from_static("order-42"));
+    keyed.headers_mut().insert(
+        headers::IDEMPOTENCY_KEY,
+        HeaderValue::from_static("order-42"),
+    );
     call(&mut svc, keyed).await.unwrap_err();
     assert_eq!(handle.calls(), 4);
-    assert!(handle.seen()[1..].iter().all(|s| s.header(headers::IDEMPOTENCY_KEY) == Some("order-42")));
+    assert!(handle.seen()[1..]
+        .iter()
+        .all(|s| s.header(headers::IDEMPOTENCY_KEY) == Some("order-42")));
 }
 
 #[tokio::test(start_paused = true)]
 async fn backoff_is_full_jitter_within_the_exponential_ceiling() {
     let rt = TokioRuntime::with_seed(11);
-    let cfg = config(r#"{"default": {"retry": {"max_attempts": 6}, "retry_budget": {"ratio": 1.0, "min_per_s": 1000}}}"#);
+    let cfg = config(
+        r#"{"default": {"retry": {"max_attempts": 6}, "retry_budget": {"ratio": 1.0, "min_per_s": 1000}}}"#,
+    );
     let policy = cfg.call_policy("", "").retry;
     let ceilings: Vec<Duration> = (0..5).map(|n| backoff_ceiling(&policy, n)).collect();
     assert_eq!(ceilings, vec![MS(25), MS(50), MS(100), MS(200), MS(250)]);
@@ -93,15 +110,27 @@ async fn backoff_is_full_jitter_within_the_exponential_ceiling() {
         let gaps = gaps(&handle.seen());
         assert_eq!(gaps.len(), 5);
         for (n, gap) in gaps.iter().enumerate() {
-            assert!(*gap <= ceilings[n], "retry {n} slept {gap:?} > {:?}", ceilings[n]);
+            assert!(
+                *gap <= ceilings[n],
+                "retry {n} slept {gap:?} > {:?}",
+                ceilings[n]
+            );
             longest[n] = longest[n].max(*gap);
             shortest[n] = shortest[n].min(*gap);
         }
     }
     // Jitter really spans the range: near zero and near the ceiling.
     for n in 0..5 {
-        assert!(shortest[n] < ceilings[n] / 10, "retry {n}: shortest {:?}", shortest[n]);
-        assert!(longest[n] > ceilings[n] * 9 / 10, "retry {n}: longest {:?}", longest[n]);
+        assert!(
+            shortest[n] < ceilings[n] / 10,
+            "retry {n}: shortest {:?}",
+            shortest[n]
+        );
+        assert!(
+            longest[n] > ceilings[n] * 9 / 10,
+            "retry {n}: longest {:?}",
+            longest[n]
+        );
     }
 }
 
@@ -130,7 +159,9 @@ async fn never_retries_past_the_overall_deadline() {
     handle.push(Reply::Error(pushback_error(Code::Unavailable, "50")));
     let mut svc = Retry::layer(rt.clone(), config("{}"), budget()).layer(inner);
     let deadline = Deadline(rt.now() + MS(40));
-    call(&mut svc, request(READ, Some(deadline))).await.unwrap_err();
+    call(&mut svc, request(READ, Some(deadline)))
+        .await
+        .unwrap_err();
     assert_eq!(handle.calls(), 1);
 }
 
@@ -140,14 +171,16 @@ async fn per_try_timeouts_are_retried_overall_ones_are_not() {
     let cfg = config(r#"{"default": {"per_try_timeout_ms": 100}}"#);
     let (handle, inner) = mock(rt.clone(), Reply::Ok);
     handle.push(Reply::after(MS(500), Reply::Ok));
-    let mut svc = Retry::layer(rt.clone(), cfg.clone(), budget()).layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
+    let mut svc = Retry::layer(rt.clone(), cfg.clone(), budget())
+        .layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
     call(&mut svc, request(READ, None)).await.unwrap();
     assert_eq!(handle.calls(), 2);
 
     // All attempts time out: the final error carries no per-try mark.
     let cfg = config(r#"{"default": {"per_try_timeout_ms": 100}}"#);
     let (handle, inner) = mock(rt.clone(), Reply::after(MS(500), Reply::Ok));
-    let mut svc = Retry::layer(rt.clone(), cfg.clone(), budget()).layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
+    let mut svc = Retry::layer(rt.clone(), cfg.clone(), budget())
+        .layer(TryTimeout::layer(rt.clone(), cfg).layer(inner));
     let e = call(&mut svc, request(READ, None)).await.unwrap_err();
     assert_eq!(handle.calls(), 3);
     assert_eq!(e.code, Code::DeadlineExceeded);
@@ -175,7 +208,10 @@ fn budget_reserve_is_a_floor_and_ratio_applies_above_it() {
 #[tokio::test(start_paused = true)]
 async fn budget_caps_amplification_under_total_failure() {
     let rt = TokioRuntime::with_seed(5);
-    let (handle, inner) = mock(rt.clone(), Reply::after(MS(5), Reply::Err(Code::Unavailable)));
+    let (handle, inner) = mock(
+        rt.clone(),
+        Reply::after(MS(5), Reply::Err(Code::Unavailable)),
+    );
     let budget = budget();
     let svc = Retry::layer(rt.clone(), config("{}"), budget.clone()).layer(inner);
     const CALLS: u64 = 10_000;
@@ -189,7 +225,9 @@ async fn budget_caps_amplification_under_total_failure() {
         }
     });
     let results = join_all(calls).await;
-    assert!(results.iter().all(|r| r.as_ref().is_err_and(|e| e.code == Code::Unavailable)));
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_err_and(|e| e.code == Code::Unavailable)));
     let amplification = handle.calls() as f64 / CALLS as f64;
     println!("retry amplification at 100% failure over {CALLS} calls: {amplification:.4}");
     assert!(amplification <= 1.2, "amplification {amplification}");

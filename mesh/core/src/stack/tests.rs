@@ -20,7 +20,10 @@ fn config(json: &str) -> Rc<ResilienceConfig> {
     Rc::new(ResilienceConfig::from_json(json).unwrap())
 }
 
-const INVENTORY: MethodDescriptor = MethodDescriptor { service: "shop.v1.InventoryService", ..READ };
+const INVENTORY: MethodDescriptor = MethodDescriptor {
+    service: "shop.v1.InventoryService",
+    ..READ
+};
 
 #[tokio::test(start_paused = true)]
 async fn deadline_shrinks_across_two_hops() {
@@ -37,17 +40,31 @@ async fn deadline_shrinks_across_two_hops() {
             let deadline = deadline_from_headers(req.headers(), rt.now())?;
             rt.sleep(MS(30)).await;
             let mut next = request(INVENTORY, deadline);
-            next.headers_mut().insert("x-hop", http::HeaderValue::from_static("2"));
+            next.headers_mut()
+                .insert("x-hop", http::HeaderValue::from_static("2"));
             downstream.oneshot(next).await?;
             Ok::<_, ConnectError>(Response::new(Bytes::new()))
         }
     });
     let mut client = ClientStack::new(rt.clone(), config("{}"), READ.service).layer(orders_server);
-    call(&mut client, request(READ, Some(Deadline(rt.now() + MS(1000))))).await.unwrap();
-    assert_eq!(inventory.seen()[0].header(headers::CONNECT_TIMEOUT_MS), Some("970"));
+    call(
+        &mut client,
+        request(READ, Some(Deadline(rt.now() + MS(1000)))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        inventory.seen()[0].header(headers::CONNECT_TIMEOUT_MS),
+        Some("970")
+    );
 
     // A budget smaller than the server's work: the second hop is never sent.
-    let e = call(&mut client, request(READ, Some(Deadline(rt.now() + MS(20))))).await.unwrap_err();
+    let e = call(
+        &mut client,
+        request(READ, Some(Deadline(rt.now() + MS(20)))),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code, Code::DeadlineExceeded);
     assert_eq!(inventory.calls(), 1);
 }
@@ -57,14 +74,22 @@ async fn each_attempt_gets_a_fresh_shrinking_header() {
     let rt = TokioRuntime::with_seed(1);
     let (handle, transport) = mock(rt.clone(), Reply::Ok);
     handle.push(Reply::after(MS(40), Reply::Err(Code::Unavailable)));
-    let mut client = ClientStack::new(rt.clone(), config(r#"{"default": {"timeout_ms": 500}}"#), READ.service).layer(transport);
+    let mut client = ClientStack::new(
+        rt.clone(),
+        config(r#"{"default": {"timeout_ms": 500}}"#),
+        READ.service,
+    )
+    .layer(transport);
     call(&mut client, request(READ, None)).await.unwrap();
     let seen = handle.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].header(headers::CONNECT_TIMEOUT_MS), Some("500"));
     let elapsed = seen[1].at.saturating_duration_since(seen[0].at).as_millis() as u64;
     let expected = (500 - elapsed).to_string();
-    assert_eq!(seen[1].header(headers::CONNECT_TIMEOUT_MS), Some(expected.as_str()));
+    assert_eq!(
+        seen[1].header(headers::CONNECT_TIMEOUT_MS),
+        Some(expected.as_str())
+    );
     assert_eq!((seen[0].attempt(), seen[1].attempt()), (Some(1), Some(2)));
 }
 
@@ -93,12 +118,17 @@ async fn balanced_retries_move_to_a_healthy_endpoint() {
     let (bad, bad_svc) = mock(rt.clone(), Reply::Err(Code::Unavailable));
     let (good, good_svc) = mock(rt.clone(), Reply::after(MS(5), Reply::Ok));
     let stack = ClientStack::new(rt.clone(), config("{}"), READ.service);
-    let (mut client, breakers) = stack.balanced(vec![("a".to_owned(), bad_svc), ("b".to_owned(), good_svc)]);
+    let (mut client, breakers) =
+        stack.balanced(vec![("a".to_owned(), bad_svc), ("b".to_owned(), good_svc)]);
     for _ in 0..50 {
         call(&mut client, request(READ, None)).await.unwrap();
     }
     assert_eq!(good.calls(), 50);
-    assert!(bad.calls() <= 5, "the bad endpoint's breaker opens: {}", bad.calls());
+    assert!(
+        bad.calls() <= 5,
+        "the bad endpoint's breaker opens: {}",
+        bad.calls()
+    );
     assert_eq!(breakers[0].0, "a");
     assert!(!matches!(breakers[1].1.state(), BreakerState::Open { .. }));
 }
@@ -106,7 +136,9 @@ async fn balanced_retries_move_to_a_healthy_endpoint() {
 #[tokio::test(start_paused = true)]
 async fn injected_aborts_are_not_retried() {
     let rt = TokioRuntime::with_seed(1);
-    let cfg = config(r#"{"faults": {"enabled": true, "rules": [{"abort": {"code": "unavailable", "percent": 100}}]}}"#);
+    let cfg = config(
+        r#"{"faults": {"enabled": true, "rules": [{"abort": {"code": "unavailable", "percent": 100}}]}}"#,
+    );
     let (handle, transport) = mock(rt.clone(), Reply::Ok);
     let mut client = layer(rt.clone(), cfg, READ.service).layer(transport);
     let e = call(&mut client, request(READ, None)).await.unwrap_err();
