@@ -184,3 +184,55 @@ where
     use tower::ServiceExt;
     service.ready().await?.call(req).await
 }
+
+/// A minimal `tracing` subscriber that keeps `(target, message)` of every
+/// event, to assert that transitions and injected faults are reported.
+#[derive(Clone, Default)]
+pub(crate) struct Events(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl Events {
+    /// Installs the recorder for this thread until the guard drops.
+    pub(crate) fn install() -> (Events, tracing::subscriber::DefaultGuard) {
+        let events = Events::default();
+        let guard = tracing::subscriber::set_default(Recorder(events.clone()));
+        (events, guard)
+    }
+
+    pub(crate) fn messages(&self, target: &str) -> Vec<String> {
+        let events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        events
+            .iter()
+            .filter(|(t, _)| t == target)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+struct Recorder(Events);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let mut events = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        events.push((event.metadata().target().to_owned(), message.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}

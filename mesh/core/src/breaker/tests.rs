@@ -243,3 +243,21 @@ async fn an_abandoned_probe_lets_the_next_call_probe() {
     call(&mut svc, request(READ, None)).await.unwrap();
     assert_eq!(h.state(), BreakerState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn transitions_are_tracing_events() {
+    let (events, _guard) = crate::test_util::Events::install();
+    let rt = TokioRuntime::with_seed(1);
+    let (mock, mut svc, _h) = breaker(&rt, no_jitter());
+    outcomes(&mut svc, &mock, &vec![Reply::Err(Code::Unavailable); 5]).await;
+    rt.sleep(MS(1000)).await;
+    call(&mut svc, request(READ, None)).await.unwrap();
+    assert_eq!(
+        events.messages("workmesh::breaker"),
+        vec![
+            "circuit breaker opened",
+            "circuit breaker half-open: probing",
+            "circuit breaker closed"
+        ]
+    );
+}

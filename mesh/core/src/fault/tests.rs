@@ -72,3 +72,18 @@ async fn delays_the_configured_share_then_sends() {
     assert!((1900..=2100).contains(&delayed), "delayed {delayed}");
     assert_eq!(handle.calls(), 4_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn injected_faults_are_tracing_events() {
+    let (events, _guard) = crate::test_util::Events::install();
+    let rt = TokioRuntime::with_seed(2);
+    let json = r#"{"faults": {"enabled": true, "rules": [{"delay": {"ms": 5, "percent": 100},
+        "abort": {"code": "internal", "percent": 100}}]}}"#;
+    let (_, inner) = mock(rt.clone(), Reply::Ok);
+    let mut svc = FaultInjection::layer(rt, rules(json)).layer(inner);
+    call(&mut svc, request(READ, None)).await.unwrap_err();
+    assert_eq!(
+        events.messages("workmesh::fault"),
+        vec!["fault injected: delay", "fault injected: abort"]
+    );
+}
