@@ -15,22 +15,35 @@
 //! - [`client`]: the typed [`Client`](client::Client) and its transports.
 //! - [`codegen`]: the façade generated code imports.
 //! - [`proto`]: the mesh's own contracts (`workmesh.v1`: health, registry, faults).
+//! - resilience layers, one module each: [`deadline`], [`retry`], [`breaker`],
+//!   [`limit`], [`balance`], [`fault`]; [`stack`] composes them from a typed
+//!   [`config`].
 
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
 
+pub mod balance;
+pub mod breaker;
 pub mod client;
 pub mod codegen;
+pub mod config;
 pub mod context;
+pub mod deadline;
 pub mod error;
+pub mod fault;
+pub mod limit;
 pub mod message;
 pub mod method;
 pub mod proto;
 pub mod protocol;
+pub mod retry;
 pub mod runtime;
 pub mod server;
+pub mod stack;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(all(test, feature = "tokio"))]
+mod test_util;
 
 pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};

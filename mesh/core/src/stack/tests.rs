@@ -1,0 +1,147 @@
+#![allow(clippy::unwrap_used)]
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::{Layer, ServiceExt};
+
+use super::*;
+use crate::breaker::BreakerState;
+use crate::context::headers;
+use crate::deadline::deadline_from_headers;
+use crate::test_util::{call, mock, request, Reply, READ};
+use crate::{Code, ConnectError, Deadline, MethodDescriptor, Runtime, TokioRuntime};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn config(json: &str) -> Rc<ResilienceConfig> {
+    Rc::new(ResilienceConfig::from_json(json).unwrap())
+}
+
+const INVENTORY: MethodDescriptor = MethodDescriptor {
+    service: "shop.v1.InventoryService",
+    ..READ
+};
+
+#[tokio::test(start_paused = true)]
+async fn deadline_shrinks_across_two_hops() {
+    let rt = TokioRuntime::with_seed(1);
+    // Hop 2: orders → inventory, through its own client stack.
+    let (inventory, transport) = mock(rt.clone(), Reply::Ok);
+    let downstream = ClientStack::new(rt.clone(), config("{}"), INVENTORY.service).layer(transport);
+    // The orders server: reads the incoming budget, works 30 ms, calls on.
+    let server_rt = rt.clone();
+    let orders_server = tower::service_fn(move |req: Request<Bytes>| {
+        let rt = server_rt.clone();
+        let downstream = downstream.clone();
+        async move {
+            let deadline = deadline_from_headers(req.headers(), rt.now())?;
+            rt.sleep(MS(30)).await;
+            let mut next = request(INVENTORY, deadline);
+            next.headers_mut()
+                .insert("x-hop", http::HeaderValue::from_static("2"));
+            downstream.oneshot(next).await?;
+            Ok::<_, ConnectError>(Response::new(Bytes::new()))
+        }
+    });
+    let mut client = ClientStack::new(rt.clone(), config("{}"), READ.service).layer(orders_server);
+    call(
+        &mut client,
+        request(READ, Some(Deadline(rt.now() + MS(1000)))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        inventory.seen()[0].header(headers::CONNECT_TIMEOUT_MS),
+        Some("970")
+    );
+
+    // A budget smaller than the server's work: the second hop is never sent.
+    let e = call(
+        &mut client,
+        request(READ, Some(Deadline(rt.now() + MS(20)))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, Code::DeadlineExceeded);
+    assert_eq!(inventory.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_gets_a_fresh_shrinking_header() {
+    let rt = TokioRuntime::with_seed(1);
+    let (handle, transport) = mock(rt.clone(), Reply::Ok);
+    handle.push(Reply::after(MS(40), Reply::Err(Code::Unavailable)));
+    let mut client = ClientStack::new(
+        rt.clone(),
+        config(r#"{"default": {"timeout_ms": 500}}"#),
+        READ.service,
+    )
+    .layer(transport);
+    call(&mut client, request(READ, None)).await.unwrap();
+    let seen = handle.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header(headers::CONNECT_TIMEOUT_MS), Some("500"));
+    let elapsed = seen[1].at.saturating_duration_since(seen[0].at).as_millis() as u64;
+    let expected = (500 - elapsed).to_string();
+    assert_eq!(
+        seen[1].header(headers::CONNECT_TIMEOUT_MS),
+        Some(expected.as_str())
+    );
+    assert_eq!((seen[0].attempt(), seen[1].attempt()), (Some(1), Some(2)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_target_trips_the_breaker_within_the_retry_loop() {
+    let rt = TokioRuntime::with_seed(1);
+    let (handle, transport) = mock(rt.clone(), Reply::Err(Code::Unavailable));
+    let stack = ClientStack::new(rt.clone(), config("{}"), READ.service);
+    let mut client = stack.layer(transport);
+    // 3 attempts, then 2 attempts reach the transport before the breaker opens;
+    // the third attempt of call 2 fails fast.
+    for _ in 0..2 {
+        call(&mut client, request(READ, None)).await.unwrap_err();
+    }
+    assert_eq!(handle.calls(), 5);
+    assert!(matches!(stack.breaker().state(), BreakerState::Open { .. }));
+    let e = call(&mut client, request(READ, None)).await.unwrap_err();
+    assert!(e.message.contains("circuit breaker open"), "{}", e.message);
+    assert_eq!(handle.calls(), 5);
+    assert_eq!(stack.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn balanced_retries_move_to_a_healthy_endpoint() {
+    let rt = TokioRuntime::with_seed(6);
+    let (bad, bad_svc) = mock(rt.clone(), Reply::Err(Code::Unavailable));
+    let (good, good_svc) = mock(rt.clone(), Reply::after(MS(5), Reply::Ok));
+    let stack = ClientStack::new(rt.clone(), config("{}"), READ.service);
+    let (mut client, breakers) =
+        stack.balanced(vec![("a".to_owned(), bad_svc), ("b".to_owned(), good_svc)]);
+    for _ in 0..50 {
+        call(&mut client, request(READ, None)).await.unwrap();
+    }
+    assert_eq!(good.calls(), 50);
+    assert!(
+        bad.calls() <= 5,
+        "the bad endpoint's breaker opens: {}",
+        bad.calls()
+    );
+    assert_eq!(breakers[0].0, "a");
+    assert!(!matches!(breakers[1].1.state(), BreakerState::Open { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_aborts_are_not_retried() {
+    let rt = TokioRuntime::with_seed(1);
+    let cfg = config(
+        r#"{"faults": {"enabled": true, "rules": [{"abort": {"code": "unavailable", "percent": 100}}]}}"#,
+    );
+    let (handle, transport) = mock(rt.clone(), Reply::Ok);
+    let mut client = layer(rt.clone(), cfg, READ.service).layer(transport);
+    let e = call(&mut client, request(READ, None)).await.unwrap_err();
+    assert_eq!(e.code, Code::Unavailable);
+    assert_eq!(handle.calls(), 0);
+}
