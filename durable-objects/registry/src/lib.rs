@@ -34,7 +34,9 @@ pub struct Registry {
 impl DurableObject for Registry {
     fn new(state: State, _env: Env) -> Self {
         let store = Store::new(state.storage().sql());
-        Registry { router: Router::new().add(RegistryServer::new(RegistryService::new(store))) }
+        Registry {
+            router: Router::new().add(RegistryServer::new(RegistryService::new(store))),
+        }
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {

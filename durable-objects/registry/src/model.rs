@@ -28,10 +28,16 @@ pub fn validate_registration(mut instance: Instance) -> Result<Instance, Connect
         Some(Endpoint::Binding(binding)) => check_name("instance.binding", binding)?,
         Some(Endpoint::Url(url)) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
-                return Err(ConnectError::invalid_argument("instance.url must be an http(s) URL"));
+                return Err(ConnectError::invalid_argument(
+                    "instance.url must be an http(s) URL",
+                ));
             }
         }
-        None => return Err(ConnectError::invalid_argument("instance.endpoint (binding or url) is required")),
+        None => {
+            return Err(ConnectError::invalid_argument(
+                "instance.endpoint (binding or url) is required",
+            ))
+        }
     }
     if instance.metadata.len() > MAX_METADATA_ENTRIES {
         return Err(ConnectError::invalid_argument(format!(
@@ -46,7 +52,9 @@ pub fn validate_registration(mut instance: Instance) -> Result<Instance, Connect
 
 fn check_name(field: &str, value: &str) -> Result<(), ConnectError> {
     if value.trim().is_empty() {
-        return Err(ConnectError::invalid_argument(format!("{field} is required")));
+        return Err(ConnectError::invalid_argument(format!(
+            "{field} is required"
+        )));
     }
     if value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
         return Err(ConnectError::invalid_argument(format!(

@@ -3,9 +3,10 @@
 use workmesh::codegen::{Request, Response};
 use workmesh::proto::v1::registry_server::Registry;
 use workmesh::proto::v1::{
-    DeregisterRequest, DeregisterResponse, DrainRequest, DrainResponse, HealthState, HeartbeatRequest,
-    HeartbeatResponse, ListRequest, ListResponse, RegisterRequest, RegisterResponse, ReportOutcomesRequest,
-    ReportOutcomesResponse, ResolveRequest, ResolveResponse, SetWeightsRequest, SetWeightsResponse,
+    DeregisterRequest, DeregisterResponse, DrainRequest, DrainResponse, HealthState,
+    HeartbeatRequest, HeartbeatResponse, ListRequest, ListResponse, RegisterRequest,
+    RegisterResponse, ReportOutcomesRequest, ReportOutcomesResponse, ResolveRequest,
+    ResolveResponse, SetWeightsRequest, SetWeightsResponse,
 };
 use workmesh::{ConnectError, Runtime};
 use workmesh_worker::WorkerRuntime;
@@ -34,13 +35,18 @@ fn now_ms() -> i64 {
 
 fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, ConnectError> {
     match value.trim() {
-        "" => Err(ConnectError::invalid_argument(format!("{field} is required"))),
+        "" => Err(ConnectError::invalid_argument(format!(
+            "{field} is required"
+        ))),
         v => Ok(v),
     }
 }
 
 impl Registry for RegistryService {
-    async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, ConnectError> {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, ConnectError> {
         let instance = request
             .into_inner()
             .instance
@@ -51,10 +57,15 @@ impl Registry for RegistryService {
         instance.registered_at_ms = previous.as_ref().map_or(now, |p| p.registered_at_ms);
         instance.last_heartbeat_ms = now;
         // Until active health checks say otherwise, a live registrant is healthy.
-        instance.health = previous.as_ref().map_or(HealthState::Healthy as i32, |p| p.health);
+        instance.health = previous
+            .as_ref()
+            .map_or(HealthState::Healthy as i32, |p| p.health);
         self.store.upsert(&instance)?;
         let stored = self.store.get(&instance.instance_id)?.unwrap_or(instance);
-        Ok(Response::new(RegisterResponse { instance: Some(stored), heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS }))
+        Ok(Response::new(RegisterResponse {
+            instance: Some(stored),
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+        }))
     }
 
     async fn deregister(
@@ -62,26 +73,45 @@ impl Registry for RegistryService {
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, ConnectError> {
         let id = required("instance_id", &request.get_ref().instance_id)?;
-        Ok(Response::new(DeregisterResponse { removed: self.store.remove(id)? }))
+        Ok(Response::new(DeregisterResponse {
+            removed: self.store.remove(id)?,
+        }))
     }
 
-    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, ConnectError> {
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, ConnectError> {
         let id = required("instance_id", &request.get_ref().instance_id)?;
-        Ok(Response::new(HeartbeatResponse { known: self.store.heartbeat(id, now_ms())? }))
+        Ok(Response::new(HeartbeatResponse {
+            known: self.store.heartbeat(id, now_ms())?,
+        }))
     }
 
-    async fn resolve(&self, request: Request<ResolveRequest>) -> Result<Response<ResolveResponse>, ConnectError> {
+    async fn resolve(
+        &self,
+        request: Request<ResolveRequest>,
+    ) -> Result<Response<ResolveResponse>, ConnectError> {
         let request = request.into_inner();
         let service = required("service", &request.service)?;
         let all = self.store.list(Some(service))?;
         if all.is_empty() {
-            return Err(ConnectError::not_found(format!("no instances of {service} are registered")));
+            return Err(ConnectError::not_found(format!(
+                "no instances of {service} are registered"
+            )));
         }
         let now = now_ms();
-        let routable: Vec<_> = all.into_iter().filter(|i| model::is_routable(i, now)).collect();
+        let routable: Vec<_> = all
+            .into_iter()
+            .filter(|i| model::is_routable(i, now))
+            .collect();
         let version_token = model::version_token(self.store.generation()?, &routable);
         if !request.known_version_token.is_empty() && request.known_version_token == version_token {
-            return Ok(Response::new(ResolveResponse { version_token, not_modified: true, ..Default::default() }));
+            return Ok(Response::new(ResolveResponse {
+                version_token,
+                not_modified: true,
+                ..Default::default()
+            }));
         }
         Ok(Response::new(ResolveResponse {
             instances: routable,
@@ -91,10 +121,15 @@ impl Registry for RegistryService {
         }))
     }
 
-    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, ConnectError> {
+    async fn list(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ListResponse>, ConnectError> {
         let service = request.get_ref().service.trim();
         let filter = (!service.is_empty()).then_some(service);
-        Ok(Response::new(ListResponse { instances: self.store.list(filter)? }))
+        Ok(Response::new(ListResponse {
+            instances: self.store.list(filter)?,
+        }))
     }
 
     async fn set_weights(
@@ -104,21 +139,34 @@ impl Registry for RegistryService {
         let request = request.into_inner();
         let service = required("service", &request.service)?;
         if self.store.list(Some(service))?.is_empty() {
-            return Err(ConnectError::not_found(format!("no instances of {service} are registered")));
+            return Err(ConnectError::not_found(format!(
+                "no instances of {service} are registered"
+            )));
         }
-        if !request.version_weights.is_empty() && request.version_weights.values().all(|w| *w == 0) {
-            return Err(ConnectError::invalid_argument("version_weights must give at least one version a weight"));
+        if !request.version_weights.is_empty() && request.version_weights.values().all(|w| *w == 0)
+        {
+            return Err(ConnectError::invalid_argument(
+                "version_weights must give at least one version a weight",
+            ));
         }
-        self.store.set_version_weights(service, &request.version_weights)?;
-        Ok(Response::new(SetWeightsResponse { version_weights: self.store.version_weights(service)? }))
+        self.store
+            .set_version_weights(service, &request.version_weights)?;
+        Ok(Response::new(SetWeightsResponse {
+            version_weights: self.store.version_weights(service)?,
+        }))
     }
 
-    async fn drain(&self, request: Request<DrainRequest>) -> Result<Response<DrainResponse>, ConnectError> {
+    async fn drain(
+        &self,
+        request: Request<DrainRequest>,
+    ) -> Result<Response<DrainResponse>, ConnectError> {
         let id = required("instance_id", &request.get_ref().instance_id)?;
         if !self.store.set_draining(id)? {
             return Err(ConnectError::not_found(format!("no instance {id:?}")));
         }
-        Ok(Response::new(DrainResponse { instance: self.store.get(id)? }))
+        Ok(Response::new(DrainResponse {
+            instance: self.store.get(id)?,
+        }))
     }
 
     async fn report_outcomes(
@@ -127,6 +175,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<ReportOutcomesResponse>, ConnectError> {
         // Passive health (outlier ejection from client reports) is the
         // registry issue's work; until then say so instead of dropping reports.
-        Err(ConnectError::unimplemented("ReportOutcomes: passive health is not implemented yet"))
+        Err(ConnectError::unimplemented(
+            "ReportOutcomes: passive health is not implemented yet",
+        ))
     }
 }

@@ -85,12 +85,19 @@ impl Store {
 
     /// Applies the migrations this object has not seen yet.
     pub fn migrate(&self) -> Result<(), ConnectError> {
-        self.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)", vec![])?;
-        let applied: Vec<Count> = self.query("SELECT COUNT(*) AS n FROM schema_migrations", vec![])?;
+        self.exec(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+            vec![],
+        )?;
+        let applied: Vec<Count> =
+            self.query("SELECT COUNT(*) AS n FROM schema_migrations", vec![])?;
         let applied = applied.first().map_or(0, |c| c.n) as usize;
         for (version, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
             self.exec(migration, vec![])?;
-            self.exec("INSERT INTO schema_migrations (version) VALUES (?)", vec![(version as i64).into()])?;
+            self.exec(
+                "INSERT INTO schema_migrations (version) VALUES (?)",
+                vec![(version as i64).into()],
+            )?;
         }
         Ok(())
     }
@@ -99,7 +106,11 @@ impl Store {
         let (kind, endpoint) = match &instance.endpoint {
             Some(Endpoint::Binding(b)) => ("binding", b.as_str()),
             Some(Endpoint::Url(u)) => ("url", u.as_str()),
-            None => return Err(ConnectError::invalid_argument("instance endpoint is required")),
+            None => {
+                return Err(ConnectError::invalid_argument(
+                    "instance endpoint is required",
+                ))
+            }
         };
         let metadata = serde_json::to_string(&instance.metadata)
             .map_err(|e| ConnectError::internal(format!("encoding metadata: {e}")))?;
@@ -128,13 +139,18 @@ impl Store {
     }
 
     pub fn get(&self, instance_id: &str) -> Result<Option<Instance>, ConnectError> {
-        let rows: Vec<InstanceRow> =
-            self.query(&format!("{SELECT_INSTANCE} WHERE instance_id = ?"), vec![instance_id.into()])?;
+        let rows: Vec<InstanceRow> = self.query(
+            &format!("{SELECT_INSTANCE} WHERE instance_id = ?"),
+            vec![instance_id.into()],
+        )?;
         rows.into_iter().next().map(to_instance).transpose()
     }
 
     pub fn remove(&self, instance_id: &str) -> Result<bool, ConnectError> {
-        let cursor = self.exec("DELETE FROM instances WHERE instance_id = ?", vec![instance_id.into()])?;
+        let cursor = self.exec(
+            "DELETE FROM instances WHERE instance_id = ?",
+            vec![instance_id.into()],
+        )?;
         let removed = cursor.rows_written() > 0;
         if removed {
             self.bump_generation()?;
@@ -154,7 +170,10 @@ impl Store {
     }
 
     pub fn set_draining(&self, instance_id: &str) -> Result<bool, ConnectError> {
-        let cursor = self.exec("UPDATE instances SET draining = 1 WHERE instance_id = ?", vec![instance_id.into()])?;
+        let cursor = self.exec(
+            "UPDATE instances SET draining = 1 WHERE instance_id = ?",
+            vec![instance_id.into()],
+        )?;
         let changed = cursor.rows_written() > 0;
         if changed {
             self.bump_generation()?;
@@ -169,39 +188,67 @@ impl Store {
                 &format!("{SELECT_INSTANCE} WHERE service = ? ORDER BY version, instance_id"),
                 vec![service.into()],
             )?,
-            None => self.query(&format!("{SELECT_INSTANCE} ORDER BY service, version, instance_id"), vec![])?,
+            None => self.query(
+                &format!("{SELECT_INSTANCE} ORDER BY service, version, instance_id"),
+                vec![],
+            )?,
         };
         rows.into_iter().map(to_instance).collect()
     }
 
     pub fn version_weights(&self, service: &str) -> Result<HashMap<String, u32>, ConnectError> {
-        let rows: Vec<WeightRow> =
-            self.query("SELECT version, weight FROM version_weights WHERE service = ?", vec![service.into()])?;
-        Ok(rows.into_iter().map(|r| (r.version, r.weight.clamp(0, i64::from(u32::MAX)) as u32)).collect())
+        let rows: Vec<WeightRow> = self.query(
+            "SELECT version, weight FROM version_weights WHERE service = ?",
+            vec![service.into()],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.version, r.weight.clamp(0, i64::from(u32::MAX)) as u32))
+            .collect())
     }
 
     /// Replaces a service's per-version weights.
-    pub fn set_version_weights(&self, service: &str, weights: &HashMap<String, u32>) -> Result<(), ConnectError> {
-        self.exec("DELETE FROM version_weights WHERE service = ?", vec![service.into()])?;
+    pub fn set_version_weights(
+        &self,
+        service: &str,
+        weights: &HashMap<String, u32>,
+    ) -> Result<(), ConnectError> {
+        self.exec(
+            "DELETE FROM version_weights WHERE service = ?",
+            vec![service.into()],
+        )?;
         for (version, weight) in weights {
             self.exec(
                 "INSERT INTO version_weights (service, version, weight) VALUES (?, ?, ?)",
-                vec![service.into(), version.as_str().into(), i64::from(*weight).into()],
+                vec![
+                    service.into(),
+                    version.as_str().into(),
+                    i64::from(*weight).into(),
+                ],
             )?;
         }
         self.bump_generation()
     }
 
     pub fn generation(&self) -> Result<i64, ConnectError> {
-        let rows: Vec<Count> = self.query("SELECT value AS n FROM generation WHERE id = 0", vec![])?;
+        let rows: Vec<Count> =
+            self.query("SELECT value AS n FROM generation WHERE id = 0", vec![])?;
         Ok(rows.first().map_or(0, |c| c.n))
     }
 
     fn bump_generation(&self) -> Result<(), ConnectError> {
-        self.exec("UPDATE generation SET value = value + 1 WHERE id = 0", vec![]).map(|_| ())
+        self.exec(
+            "UPDATE generation SET value = value + 1 WHERE id = 0",
+            vec![],
+        )
+        .map(|_| ())
     }
 
-    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<worker::SqlCursor, ConnectError> {
+    fn exec(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<worker::SqlCursor, ConnectError> {
         self.sql.exec(query, bindings).map_err(storage_error)
     }
 
@@ -210,7 +257,9 @@ impl Store {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> Result<Vec<T>, ConnectError> {
-        self.exec(query, bindings)?.to_array().map_err(storage_error)
+        self.exec(query, bindings)?
+            .to_array()
+            .map_err(storage_error)
     }
 }
 
@@ -219,8 +268,12 @@ fn to_instance(row: InstanceRow) -> Result<Instance, ConnectError> {
         "url" => Endpoint::Url(row.endpoint),
         _ => Endpoint::Binding(row.endpoint),
     };
-    let metadata = serde_json::from_str(&row.metadata)
-        .map_err(|e| ConnectError::data_loss(format!("instance {} has unreadable metadata: {e}", row.instance_id)))?;
+    let metadata = serde_json::from_str(&row.metadata).map_err(|e| {
+        ConnectError::data_loss(format!(
+            "instance {} has unreadable metadata: {e}",
+            row.instance_id
+        ))
+    })?;
     Ok(Instance {
         service: row.service,
         instance_id: row.instance_id,

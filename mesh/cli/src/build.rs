@@ -5,7 +5,6 @@
 //! esbuild for each crate whose wasm changed. A crate whose bundle is newer than
 //! its wasm is left alone, so a no-op build takes about a second.
 
-
 use anyhow::{Context, Result};
 
 use crate::project::{checked, Project, Worker};
@@ -41,7 +40,9 @@ pub fn run(project: &Project, names: &[String], profile: Profile) -> Result<()> 
     let target_dir = project.target_dir();
     for worker in &workers {
         let wasm = worker.cargo_wasm(&target_dir, profile.target_subdir());
-        if is_newer(&worker.bundled_wasm(), &wasm) && worker.crate_dir.join("build/index.js").exists() {
+        if is_newer(&worker.bundled_wasm(), &wasm)
+            && worker.crate_dir.join("build/index.js").exists()
+        {
             continue;
         }
         bundle(project, worker, profile)?;
@@ -55,11 +56,17 @@ pub fn run(project: &Project, names: &[String], profile: Profile) -> Result<()> 
 /// Workers limit the compressed size of a bundle, so that is the number to watch.
 fn report_size(worker: &Worker) -> Result<()> {
     use std::io::Write;
-    let wasm = std::fs::read(worker.bundled_wasm()).with_context(|| format!("reading {}", worker.name))?;
+    let wasm =
+        std::fs::read(worker.bundled_wasm()).with_context(|| format!("reading {}", worker.name))?;
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gzip.write_all(&wasm)?;
     let gzipped = gzip.finish()?.len();
-    eprintln!("build: {:<10} wasm {:>5} KiB, gzip {:>5} KiB", worker.name, wasm.len() / 1024, gzipped / 1024);
+    eprintln!(
+        "build: {:<10} wasm {:>5} KiB, gzip {:>5} KiB",
+        worker.name,
+        wasm.len() / 1024,
+        gzipped / 1024
+    );
     Ok(())
 }
 
@@ -67,7 +74,9 @@ fn report_size(worker: &Worker) -> Result<()> {
 fn bundle(project: &Project, worker: &Worker, profile: Profile) -> Result<()> {
     eprintln!("build: bundling {}", worker.name);
     let mut command = std::process::Command::new("worker-build");
-    command.current_dir(&worker.crate_dir).envs(build_env(project));
+    command
+        .current_dir(&worker.crate_dir)
+        .envs(build_env(project));
     command.arg(match profile {
         Profile::Release => "--release",
         Profile::Dev => "--dev",

@@ -13,7 +13,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "workmesh", version, about = "Contract-first service mesh for Cloudflare Workers")]
+#[command(
+    name = "workmesh",
+    version,
+    about = "Contract-first service mesh for Cloudflare Workers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,10 +58,17 @@ fn main() -> Result<()> {
         Command::Setup => setup::run(&project),
         Command::Build { workers, dev } => {
             setup::run(&project)?;
-            let profile = if dev { build::Profile::Dev } else { build::Profile::Release };
+            let profile = if dev {
+                build::Profile::Dev
+            } else {
+                build::Profile::Release
+            };
             build::run(&project, &workers, profile)
         }
-        Command::Up { persist_to, verbose } => up::run(&project, &persist_to, verbose),
+        Command::Up {
+            persist_to,
+            verbose,
+        } => up::run(&project, &persist_to, verbose),
         Command::Test => test::run(&project),
     }
 }

@@ -46,7 +46,9 @@ impl Project {
                 return Ok(Project { root: dir });
             }
             if !dir.pop() {
-                bail!("not inside a workmesh project (no wrangler/ and Cargo.toml above this folder)");
+                bail!(
+                    "not inside a workmesh project (no wrangler/ and Cargo.toml above this folder)"
+                );
             }
         }
     }
@@ -69,10 +71,16 @@ impl Project {
         let known: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
         for name in names {
             if !known.contains(&name.as_str()) {
-                bail!("no Worker named {name:?}; the Workers are: {}", known.join(", "));
+                bail!(
+                    "no Worker named {name:?}; the Workers are: {}",
+                    known.join(", ")
+                );
             }
         }
-        Ok(all.into_iter().filter(|w| names.contains(&w.name)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|w| names.contains(&w.name))
+            .collect())
     }
 
     pub fn node_bin(&self, name: &str) -> PathBuf {
@@ -80,7 +88,9 @@ impl Project {
     }
 
     pub fn target_dir(&self) -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| self.root.join("target"))
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.root.join("target"))
     }
 
     /// A command that runs in the project root.
@@ -93,21 +103,37 @@ impl Project {
 
 impl Worker {
     fn read(config: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
-        let parsed: WranglerConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
+        let text = std::fs::read_to_string(config)
+            .with_context(|| format!("reading {}", config.display()))?;
+        let parsed: WranglerConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
         let config_dir = config.parent().context("config has no folder")?;
         let main = config_dir.join(&parsed.main);
-        let crate_dir = main
-            .parent()
-            .and_then(Path::parent)
-            .with_context(|| format!("{}: main must be <crate>/build/index.js", config.display()))?;
-        let crate_dir = crate_dir
-            .canonicalize()
-            .with_context(|| format!("{}: crate folder {} is missing", config.display(), crate_dir.display()))?;
-        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml"))
-            .with_context(|| format!("{}: no Cargo.toml in {}", config.display(), crate_dir.display()))?;
+        let crate_dir = main.parent().and_then(Path::parent).with_context(|| {
+            format!("{}: main must be <crate>/build/index.js", config.display())
+        })?;
+        let crate_dir = crate_dir.canonicalize().with_context(|| {
+            format!(
+                "{}: crate folder {} is missing",
+                config.display(),
+                crate_dir.display()
+            )
+        })?;
+        let manifest =
+            std::fs::read_to_string(crate_dir.join("Cargo.toml")).with_context(|| {
+                format!(
+                    "{}: no Cargo.toml in {}",
+                    config.display(),
+                    crate_dir.display()
+                )
+            })?;
         let manifest: CargoManifest = toml::from_str(&manifest)?;
-        Ok(Worker { name: parsed.name, config: config.to_path_buf(), crate_dir, package: manifest.package.name })
+        Ok(Worker {
+            name: parsed.name,
+            config: config.to_path_buf(),
+            crate_dir,
+            package: manifest.package.name,
+        })
     }
 
     /// The wasm cargo emits for this crate, before wasm-bindgen.
@@ -126,7 +152,9 @@ impl Worker {
 
 /// Runs a command to completion, failing with its name when it fails.
 pub fn checked(command: &mut Command) -> Result<()> {
-    let status = command.status().with_context(|| format!("starting {:?}", command.get_program()))?;
+    let status = command
+        .status()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
     if !status.success() {
         bail!("{:?} failed ({status})", command.get_program());
     }

@@ -46,9 +46,14 @@ fn cargo_bin(name: &str) -> PathBuf {
 }
 
 fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     if let Ok(out) = installed {
-        if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) {
+        if String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == WASM_TARGET)
+        {
             return Ok(());
         }
     }
@@ -67,13 +72,24 @@ fn ensure_cargo_tool(crate_name: &str, binary: &str, version: &str) -> Result<()
     }
     eprintln!("setup: installing {crate_name} {version} from crates.io (once per machine)");
     let exact = format!("={version}");
-    let locked = Command::new("cargo").args(["install", crate_name, "--version", &exact, "--locked", "--force"]).status();
+    let locked = Command::new("cargo")
+        .args([
+            "install",
+            crate_name,
+            "--version",
+            &exact,
+            "--locked",
+            "--force",
+        ])
+        .status();
     if locked.is_ok_and(|s| s.success()) {
         return Ok(());
     }
     // A lock file can name a dependency version the registry no longer serves
     // (seen with wasm-bindgen-cli 0.2.130); the tool's own version stays exact.
-    eprintln!("setup: --locked install of {crate_name} failed; retrying with fresh dependency resolution");
+    eprintln!(
+        "setup: --locked install of {crate_name} failed; retrying with fresh dependency resolution"
+    );
     checked(Command::new("cargo").args(["install", crate_name, "--version", &exact, "--force"]))
 }
 
@@ -89,14 +105,22 @@ fn ensure_node_modules(project: &Project) -> Result<()> {
         return Ok(());
     }
     eprintln!("setup: installing npm packages from package-lock.json");
-    checked(project.command("npm").args(["ci", "--no-audit", "--no-fund"]))
+    checked(
+        project
+            .command("npm")
+            .args(["ci", "--no-audit", "--no-fund"]),
+    )
 }
 
 /// The version of `package` recorded in Cargo.lock.
 fn locked_version(project: &Project, package: &str) -> Result<String> {
-    let lock = std::fs::read_to_string(project.root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    let lock =
+        std::fs::read_to_string(project.root.join("Cargo.lock")).context("reading Cargo.lock")?;
     let lock: toml::Value = toml::from_str(&lock).context("parsing Cargo.lock")?;
-    let packages = lock.get("package").and_then(|p| p.as_array()).context("Cargo.lock has no packages")?;
+    let packages = lock
+        .get("package")
+        .and_then(|p| p.as_array())
+        .context("Cargo.lock has no packages")?;
     for entry in packages {
         if entry.get("name").and_then(|n| n.as_str()) == Some(package) {
             if let Some(version) = entry.get("version").and_then(|v| v.as_str()) {

@@ -29,9 +29,22 @@ pub fn run(project: &Project) -> Result<()> {
     let workers = project.workers()?;
 
     step("set-up", || setup::run(project))?;
-    step("formatting", || checked(project.command("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    step("formatting", || {
+        checked(
+            project
+                .command("cargo")
+                .args(["fmt", "--all", "--", "--check"]),
+        )
+    })?;
     step("clippy (native)", || {
-        checked(project.command("cargo").args(["clippy", "--all-targets", "--all-features", "--", "-D", "warnings"]))
+        checked(project.command("cargo").args([
+            "clippy",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))
     })?;
     step("clippy (wasm32 Workers)", || {
         let mut command = project.command("cargo");
@@ -42,9 +55,15 @@ pub fn run(project: &Project) -> Result<()> {
         checked(command.args(["--", "-D", "warnings"]))
     })?;
     step("unit tests (native)", || {
-        counted(project.command("cargo").args(["test", "--all-features"]), &mut totals, parse_cargo_test)
+        counted(
+            project.command("cargo").args(["test", "--all-features"]),
+            &mut totals,
+            parse_cargo_test,
+        )
     })?;
-    step("wasm32 release builds", || build::run(project, &[], Profile::Release))?;
+    step("wasm32 release builds", || {
+        build::run(project, &[], Profile::Release)
+    })?;
     step("wrangler deploy --dry-run", || {
         let out = std::env::temp_dir().join("workmesh-dry-run");
         for worker in &workers {
@@ -67,13 +86,21 @@ pub fn run(project: &Project) -> Result<()> {
     }
     step("end-to-end (workerd)", || {
         counted(
-            project.command("node").args(["--test", "--test-reporter=tap", "--test-concurrency=1", "tests/e2e/"]),
+            project.command("node").args([
+                "--test",
+                "--test-reporter=tap",
+                "--test-concurrency=1",
+                "tests/e2e/",
+            ]),
             &mut totals,
             parse_node_tap,
         )
     })?;
 
-    println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "\nall checks passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     println!("total: {} passed, {} failed", totals.passed, totals.failed);
     Ok(())
 }
@@ -87,8 +114,15 @@ fn step(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
 }
 
 /// Runs a test command, echoing its output and adding up its counts.
-fn counted(command: &mut Command, totals: &mut Totals, parse: fn(&str) -> Option<(u64, u64)>) -> Result<()> {
-    let mut child = command.stdout(Stdio::piped()).spawn().with_context(|| format!("starting {:?}", command.get_program()))?;
+fn counted(
+    command: &mut Command,
+    totals: &mut Totals,
+    parse: fn(&str) -> Option<(u64, u64)>,
+) -> Result<()> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
     let stdout = child.stdout.take().context("test stdout")?;
     let (mut passed, mut failed) = (0, 0);
     for line in BufReader::new(stdout).lines() {
@@ -112,7 +146,15 @@ fn counted(command: &mut Command, totals: &mut Totals, parse: fn(&str) -> Option
 fn parse_cargo_test(line: &str) -> Option<(u64, u64)> {
     let rest = line.trim().strip_prefix("test result: ")?;
     let count = |label: &str| -> Option<u64> {
-        rest.split(';').find_map(|part| part.trim().strip_suffix(label)?.trim().rsplit(' ').next()?.parse().ok())
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .strip_suffix(label)?
+                .trim()
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
     };
     Some((count(" passed")?, count(" failed")?))
 }

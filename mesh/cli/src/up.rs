@@ -28,7 +28,9 @@ struct Ready {
 pub fn run(project: &Project, persist_to: &str, verbose: bool) -> Result<()> {
     setup::run(project)?;
     build::run(project, &[], Profile::Release)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(project, persist_to, verbose))
 }
 
@@ -45,7 +47,9 @@ async fn serve(project: &Project, persist_to: &str, verbose: bool) -> Result<()>
     if verbose {
         command.arg("--verbose");
     }
-    let mut child = command.spawn().context("starting node (is Node.js 20 installed?)")?;
+    let mut child = command
+        .spawn()
+        .context("starting node (is Node.js 20 installed?)")?;
     let stdout = child.stdout.take().context("runner stdout")?;
     let mut lines = BufReader::new(stdout).lines();
 
@@ -93,7 +97,9 @@ async fn serve(project: &Project, persist_to: &str, verbose: bool) -> Result<()>
 /// SIGTERM to the runner (it disposes workerd), then wait; kill if it hangs.
 async fn stop(child: &mut tokio::process::Child) -> Result<()> {
     if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
     }
     match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
         Ok(status) => {

@@ -140,7 +140,12 @@ pub struct ConnectError {
 
 impl ConnectError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ConnectError { code, message: message.into(), details: Vec::new(), metadata: HeaderMap::new() }
+        ConnectError {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            metadata: HeaderMap::new(),
+        }
     }
 
     pub fn with_detail(mut self, detail: ErrorDetail) -> Self {

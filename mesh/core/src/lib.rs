@@ -40,15 +40,15 @@ pub mod retry;
 pub mod runtime;
 pub mod server;
 pub mod stack;
-#[cfg(any(test, feature = "test-util"))]
-pub mod testing;
 #[cfg(all(test, feature = "tokio"))]
 mod test_util;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};
 pub use method::{Idempotency, MethodDescriptor};
 pub use protocol::Encoding;
-pub use runtime::{Instant, LocalBoxFuture, Runtime};
 #[cfg(feature = "tokio")]
 pub use runtime::TokioRuntime;
+pub use runtime::{Instant, LocalBoxFuture, Runtime};

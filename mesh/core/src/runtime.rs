@@ -88,7 +88,10 @@ mod tokio_runtime {
     impl TokioRuntime {
         /// A runtime whose random numbers follow from `seed`.
         pub fn with_seed(seed: u64) -> Self {
-            TokioRuntime { epoch: tokio::time::Instant::now(), rng: Rc::new(Cell::new(seed.max(1))) }
+            TokioRuntime {
+                epoch: tokio::time::Instant::now(),
+                rng: Rc::new(Cell::new(seed.max(1))),
+            }
         }
     }
 
@@ -128,7 +131,10 @@ mod tokio_runtime {
             let rt = TokioRuntime::default();
             let start = rt.now();
             rt.sleep(Duration::from_millis(250)).await;
-            assert_eq!(rt.now().saturating_duration_since(start), Duration::from_millis(250));
+            assert_eq!(
+                rt.now().saturating_duration_since(start),
+                Duration::from_millis(250)
+            );
         }
 
         #[test]

@@ -20,18 +20,25 @@ struct RouterHealth {
 }
 
 impl Health for RouterHealth {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, ConnectError> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, ConnectError> {
         let service = request.get_ref().service.as_str();
         let status = if service.is_empty() || self.services.contains(&service) {
             ServingStatus::Serving
         } else {
             ServingStatus::ServiceUnknown
         };
-        Ok(Response::new(CheckResponse { status: status as i32 }))
+        Ok(Response::new(CheckResponse {
+            status: status as i32,
+        }))
     }
 }
 
 /// A router serving only the health of `router`'s services.
 pub(crate) fn health_router(router: &Router) -> Router {
-    Router::new().add(HealthServer::new(RouterHealth { services: router.service_names() }))
+    Router::new().add(HealthServer::new(RouterHealth {
+        services: router.service_names(),
+    }))
 }

@@ -18,7 +18,10 @@ pub struct BindingTransport {
 impl BindingTransport {
     /// The transport for the service binding named `binding` in `env`.
     pub fn new(env: &worker::Env, binding: &'static str) -> worker::Result<Self> {
-        Ok(BindingTransport { binding, fetcher: env.service(binding)? })
+        Ok(BindingTransport {
+            binding,
+            fetcher: env.service(binding)?,
+        })
     }
 }
 
@@ -38,24 +41,42 @@ impl tower_service::Service<http::Request<Bytes>> for BindingTransport {
 }
 
 impl BindingTransport {
-    async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, ConnectError> {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, ConnectError> {
         let unavailable = |what: &str, e: worker::Error| {
             ConnectError::unavailable(format!("service binding {}: {what}: {e}", self.binding))
         };
         let (parts, body) = request.into_parts();
         // The host is ignored by service bindings; it names the target in logs.
-        let url = format!("https://{}{}", self.binding, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let url = format!(
+            "https://{}{}",
+            self.binding,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        );
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::from(parts.method.to_string()))
             .with_headers(worker::Headers::from(&parts.headers));
         if !body.is_empty() {
             init.with_body(Some(Uint8Array::from(body.as_ref()).into()));
         }
-        let request = worker::Request::new_with_init(&url, &init).map_err(|e| unavailable("building request", e))?;
-        let mut response = self.fetcher.fetch_request(request).await.map_err(|e| unavailable("fetch failed", e))?;
-        let status = http::StatusCode::from_u16(response.status_code()).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        let request = worker::Request::new_with_init(&url, &init)
+            .map_err(|e| unavailable("building request", e))?;
+        let mut response = self
+            .fetcher
+            .fetch_request(request)
+            .await
+            .map_err(|e| unavailable("fetch failed", e))?;
+        let status = http::StatusCode::from_u16(response.status_code())
+            .unwrap_or(http::StatusCode::BAD_GATEWAY);
         let headers = http::HeaderMap::from(response.headers());
-        let body = Bytes::from(response.bytes().await.map_err(|e| unavailable("reading response", e))?);
+        let body = Bytes::from(
+            response
+                .bytes()
+                .await
+                .map_err(|e| unavailable("reading response", e))?,
+        );
         if status != http::StatusCode::OK {
             return Err(workmesh::protocol::error_from_http(status, &headers, &body));
         }

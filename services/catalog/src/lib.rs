@@ -6,7 +6,8 @@
 use serde::Deserialize;
 use shop_contracts::v1::catalog_service_server::{CatalogService, CatalogServiceServer};
 use shop_contracts::v1::{
-    GetProductRequest, GetProductResponse, ListProductsRequest, ListProductsResponse, Money, Product,
+    GetProductRequest, GetProductResponse, ListProductsRequest, ListProductsResponse, Money,
+    Product,
 };
 use worker::{event, Context, Env};
 use workmesh::codegen::{Request, Response};
@@ -44,15 +45,23 @@ impl From<ProductRow> for Product {
             sku: row.sku,
             name: row.name,
             description: row.description,
-            price: Some(Money { currency_code: row.currency_code, units: row.price_units, nanos: row.price_nanos }),
+            price: Some(Money {
+                currency_code: row.currency_code,
+                units: row.price_units,
+                nanos: row.price_nanos,
+            }),
         }
     }
 }
 
-const SELECT_PRODUCT: &str = "SELECT sku, name, description, currency_code, price_units, price_nanos FROM products";
+const SELECT_PRODUCT: &str =
+    "SELECT sku, name, description, currency_code, price_units, price_nanos FROM products";
 
 impl CatalogService for Catalog {
-    async fn get_product(&self, request: Request<GetProductRequest>) -> Result<Response<GetProductResponse>, ConnectError> {
+    async fn get_product(
+        &self,
+        request: Request<GetProductRequest>,
+    ) -> Result<Response<GetProductResponse>, ConnectError> {
         let sku = request.get_ref().sku.trim();
         if sku.is_empty() {
             return Err(ConnectError::invalid_argument("sku is required"));
@@ -66,8 +75,12 @@ impl CatalogService for Catalog {
             .await
             .map_err(d1_error)?;
         match row {
-            Some(row) => Ok(Response::new(GetProductResponse { product: Some(row.into()) })),
-            None => Err(ConnectError::not_found(format!("no product with sku {sku:?}"))),
+            Some(row) => Ok(Response::new(GetProductResponse {
+                product: Some(row.into()),
+            })),
+            None => Err(ConnectError::not_found(format!(
+                "no product with sku {sku:?}"
+            ))),
         }
     }
 
@@ -76,11 +89,14 @@ impl CatalogService for Catalog {
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, ConnectError> {
         let request = request.into_inner();
-        let page_size = shop_contracts::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+        let page_size =
+            shop_contracts::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
         // The page token is the last SKU of the previous page: stable under inserts.
         let rows: Vec<ProductRow> = self
             .db
-            .prepare(format!("{SELECT_PRODUCT} WHERE sku > ?1 ORDER BY sku LIMIT ?2"))
+            .prepare(format!(
+                "{SELECT_PRODUCT} WHERE sku > ?1 ORDER BY sku LIMIT ?2"
+            ))
             .bind(&[request.page_token.as_str().into(), (page_size + 1).into()])
             .map_err(d1_error)?
             .all()
@@ -95,7 +111,10 @@ impl CatalogService for Catalog {
         } else {
             String::new()
         };
-        Ok(Response::new(ListProductsResponse { products, next_page_token }))
+        Ok(Response::new(ListProductsResponse {
+            products,
+            next_page_token,
+        }))
     }
 }
 

@@ -12,8 +12,8 @@ use futures_util::future::try_join_all;
 use shop_contracts::v1::catalog_service_client::CatalogServiceClient;
 use shop_contracts::v1::order_service_server::{OrderService, OrderServiceServer};
 use shop_contracts::v1::{
-    CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest, LineItem,
-    ListOrdersRequest, ListOrdersResponse, Money, Order, OrderStatus,
+    CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest,
+    LineItem, ListOrdersRequest, ListOrdersResponse, Money, Order, OrderStatus,
 };
 use worker::{event, Context, Env};
 use workmesh::codegen::{Request, Response};
@@ -50,12 +50,27 @@ impl OrderService for Orders {
         let request = request.into_inner();
         validate(&request)?;
 
-        if let Some(order) = self.store.find_by_request_id(&request.customer_id, &request.request_id).await? {
+        if let Some(order) = self
+            .store
+            .find_by_request_id(&request.customer_id, &request.request_id)
+            .await?
+        {
             return Ok(Response::new(CreateOrderResponse { order: Some(order) }));
         }
 
-        let prices = try_join_all(request.items.iter().map(|item| self.price_of(item, deadline))).await?;
-        let total = money::total(prices.iter().zip(&request.items).map(|(price, item)| (price, item.quantity)))?;
+        let prices = try_join_all(
+            request
+                .items
+                .iter()
+                .map(|item| self.price_of(item, deadline)),
+        )
+        .await?;
+        let total = money::total(
+            prices
+                .iter()
+                .zip(&request.items)
+                .map(|(price, item)| (price, item.quantity)),
+        )?;
         let order = Order {
             order_id: uuid::Uuid::new_v4().to_string(),
             customer_id: request.customer_id,
@@ -68,7 +83,10 @@ impl OrderService for Orders {
         Ok(Response::new(CreateOrderResponse { order: Some(order) }))
     }
 
-    async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<GetOrderResponse>, ConnectError> {
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<GetOrderResponse>, ConnectError> {
         let order_id = request.get_ref().order_id.trim();
         if order_id.is_empty() {
             return Err(ConnectError::invalid_argument("order_id is required"));
@@ -87,26 +105,41 @@ impl OrderService for Orders {
         if request.customer_id.trim().is_empty() {
             return Err(ConnectError::invalid_argument("customer_id is required"));
         }
-        let (orders, next_page_token) =
-            self.store.list(&request.customer_id, request.page_size, &request.page_token).await?;
-        Ok(Response::new(ListOrdersResponse { orders, next_page_token }))
+        let (orders, next_page_token) = self
+            .store
+            .list(&request.customer_id, request.page_size, &request.page_token)
+            .await?;
+        Ok(Response::new(ListOrdersResponse {
+            orders,
+            next_page_token,
+        }))
     }
 }
 
 impl Orders {
     /// The unit price of one line item, asked of the catalog within our own deadline.
-    async fn price_of(&self, item: &LineItem, deadline: Option<Deadline>) -> Result<Money, ConnectError> {
-        let request = Request::new(GetProductRequest { sku: item.sku.clone() }).with_deadline(deadline);
+    async fn price_of(
+        &self,
+        item: &LineItem,
+        deadline: Option<Deadline>,
+    ) -> Result<Money, ConnectError> {
+        let request = Request::new(GetProductRequest {
+            sku: item.sku.clone(),
+        })
+        .with_deadline(deadline);
         let product = match self.catalog.get_product(request).await {
             Ok(response) => response.into_inner().product,
             Err(e) if e.code == Code::NotFound => {
-                return Err(ConnectError::invalid_argument(format!("unknown sku {:?}", item.sku)))
+                return Err(ConnectError::invalid_argument(format!(
+                    "unknown sku {:?}",
+                    item.sku
+                )))
             }
             Err(e) => return Err(e),
         };
-        product
-            .and_then(|p| p.price)
-            .ok_or_else(|| ConnectError::internal(format!("catalog returned no price for {:?}", item.sku)))
+        product.and_then(|p| p.price).ok_or_else(|| {
+            ConnectError::internal(format!("catalog returned no price for {:?}", item.sku))
+        })
     }
 }
 
@@ -120,11 +153,15 @@ fn validate(request: &CreateOrderRequest) -> Result<(), ConnectError> {
         ));
     }
     if request.items.is_empty() || request.items.len() > MAX_ITEMS {
-        return Err(ConnectError::invalid_argument(format!("an order needs 1 to {MAX_ITEMS} items")));
+        return Err(ConnectError::invalid_argument(format!(
+            "an order needs 1 to {MAX_ITEMS} items"
+        )));
     }
     for (i, item) in request.items.iter().enumerate() {
         if item.sku.trim().is_empty() {
-            return Err(ConnectError::invalid_argument(format!("items[{i}].sku is required")));
+            return Err(ConnectError::invalid_argument(format!(
+                "items[{i}].sku is required"
+            )));
         }
         if item.quantity == 0 || item.quantity > MAX_QUANTITY {
             return Err(ConnectError::invalid_argument(format!(

@@ -37,7 +37,11 @@ mod tests {
     use super::*;
 
     fn eur(units: i64, nanos: i32) -> Money {
-        Money { currency_code: "EUR".into(), units, nanos }
+        Money {
+            currency_code: "EUR".into(),
+            units,
+            nanos,
+        }
     }
 
     #[test]
@@ -51,7 +55,14 @@ mod tests {
     #[test]
     fn refuses_mixed_currencies() {
         let a = eur(1, 0);
-        let b = Money { currency_code: "USD".into(), units: 1, nanos: 0 };
-        assert_eq!(total([(&a, 1), (&b, 1)]).map_err(|e| e.code), Err(workmesh::Code::FailedPrecondition));
+        let b = Money {
+            currency_code: "USD".into(),
+            units: 1,
+            nanos: 0,
+        };
+        assert_eq!(
+            total([(&a, 1), (&b, 1)]).map_err(|e| e.code),
+            Err(workmesh::Code::FailedPrecondition)
+        );
     }
 }

@@ -53,10 +53,16 @@ impl OrderStore {
         }
     }
 
-    pub async fn find_by_request_id(&self, customer_id: &str, request_id: &str) -> Result<Option<Order>, ConnectError> {
+    pub async fn find_by_request_id(
+        &self,
+        customer_id: &str,
+        request_id: &str,
+    ) -> Result<Option<Order>, ConnectError> {
         let row: Option<OrderRow> = self
             .db
-            .prepare(format!("{SELECT_ORDER} WHERE customer_id = ?1 AND request_id = ?2"))
+            .prepare(format!(
+                "{SELECT_ORDER} WHERE customer_id = ?1 AND request_id = ?2"
+            ))
             .bind(&[customer_id.into(), request_id.into()])
             .map_err(db_error)?
             .first(None)
@@ -107,7 +113,11 @@ impl OrderStore {
             Err(e) if e.to_string().contains("UNIQUE") => self
                 .find_by_request_id(&order.customer_id, request_id)
                 .await?
-                .ok_or_else(|| ConnectError::aborted(format!("order {request_id:?} conflicted and vanished: retry"))),
+                .ok_or_else(|| {
+                    ConnectError::aborted(format!(
+                        "order {request_id:?} conflicted and vanished: retry"
+                    ))
+                }),
             Err(e) => Err(db_error(e)),
         }
     }
@@ -120,7 +130,8 @@ impl OrderStore {
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<Order>, String), ConnectError> {
-        let page_size = shop_contracts::paging::page_size(page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+        let page_size =
+            shop_contracts::paging::page_size(page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
         let (after_ms, after_id) = parse_page_token(page_token)?;
         let rows: Vec<OrderRow> = self
             .db
@@ -161,8 +172,18 @@ impl OrderStore {
         Ok(Order {
             order_id: row.order_id,
             customer_id: row.customer_id,
-            items: items.into_iter().map(|i| LineItem { sku: i.sku, quantity: i.quantity }).collect(),
-            total: Some(Money { currency_code: row.currency_code, units: row.total_units, nanos: row.total_nanos }),
+            items: items
+                .into_iter()
+                .map(|i| LineItem {
+                    sku: i.sku,
+                    quantity: i.quantity,
+                })
+                .collect(),
+            total: Some(Money {
+                currency_code: row.currency_code,
+                units: row.total_units,
+                nanos: row.total_nanos,
+            }),
             status: row.status,
             created_at_ms: row.created_at_ms,
         })
