@@ -29,17 +29,19 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
 #[durable_object]
 pub struct Registry {
     router: Router,
+    env: Env,
 }
 
 impl DurableObject for Registry {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let store = Store::new(state.storage().sql());
         Registry {
             router: Router::new().add(RegistryServer::new(RegistryService::new(store))),
+            env,
         }
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        workmesh_worker::serve(&self.router, req).await
+        workmesh_worker::serve(&self.router, req, &self.env).await
     }
 }

@@ -27,6 +27,13 @@ export function workerConfigs(root = repoRoot) {
     .map((f) => join(dir, f));
 }
 
+/**
+ * Vars every Worker gets in the local mesh only, like wrangler's `.dev.vars`:
+ * server-side fault injection (`workmesh.v1.Faults`) for chaos tests and demos.
+ * Deployed Workers never get them from here.
+ */
+const LOCAL_VARS = { WORKMESH_FAULTS: "enabled" };
+
 function workerOptionsFor(configPath, port) {
   const config = unstable_readConfig({ config: configPath });
   const { workerOptions, main } = unstable_getMiniflareWorkerOptions(configPath);
@@ -38,6 +45,7 @@ function workerOptionsFor(configPath, port) {
     config,
     options: {
       ...workerOptions,
+      bindings: { ...workerOptions.bindings, ...LOCAL_VARS },
       name: config.name,
       modules: true,
       scriptPath,

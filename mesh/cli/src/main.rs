@@ -3,6 +3,9 @@
 //! Run it as `cargo workmesh <command>` (a cargo alias in `.cargo/config.toml`),
 //! so a fresh clone needs nothing but Rust and Node to start.
 
+// A native developer tool: it never runs in a Worker, so std::time is fine here.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
 mod build;
 mod project;
 mod setup;

@@ -1,11 +1,14 @@
 //! `workmesh test`: every check the project has, in the order that fails
-//! fastest, with one total of passed and failed tests at the end.
+//! fastest, with one total of passed and failed tests at the end:
 //!
-//! 1. set-up (idempotent), 2. formatting, 3. clippy, natively and for the
-//! Workers' wasm32 target, 4. native unit and property tests, 5. release
-//! builds of every Worker, 6. `wrangler deploy --dry-run` of every config,
-//! 7. contract checks (buf lint / breaking), 8. end-to-end tests against the
-//! real Workers in workerd.
+//! 1. set-up (idempotent);
+//! 2. formatting;
+//! 3. clippy, natively and for the Workers' wasm32 target;
+//! 4. native unit and property tests;
+//! 5. release builds of every Worker;
+//! 6. `wrangler deploy --dry-run` of every config;
+//! 7. contract checks (buf lint, breaking changes);
+//! 8. end-to-end tests against the real Workers in workerd.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

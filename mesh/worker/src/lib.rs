@@ -4,8 +4,9 @@
 //!
 //! - [`serve`]: answer a Worker's `fetch` event with a [`Router`] of generated
 //!   Connect services;
-//! - [`BindingTransport`]: call another Worker through a service binding, as
-//!   the transport under a generated typed client;
+//! - [`mesh_transport`]: call another Worker through a service binding, under
+//!   the mesh's resilience stack (state shared across the isolate's requests);
+//!   [`BindingTransport`] is the bare binding underneath;
 //! - [`WorkerRuntime`]: the clock, timer and randomness layers use inside a Worker;
 //! - `workmesh.v1.Health/Check`, answered for every Worker that `serve`s.
 //!
@@ -13,7 +14,7 @@
 //! #[event(fetch)]
 //! async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
 //!     let router = Router::new().add(CatalogServiceServer::new(Catalog::new(env.d1("DB")?)));
-//!     workmesh_worker::serve(&router, req).await
+//!     workmesh_worker::serve(&router, req, &env).await
 //! }
 //! ```
 //!
@@ -25,12 +26,16 @@
 //!   request data; failures become Connect errors.
 //! - Nothing is `Send`: the futures here hold JS values.
 
+mod client;
+mod faults;
 mod health;
 mod runtime;
 mod serve;
 mod transport;
 
+pub use client::{mesh_transport, MeshTransport, RESILIENCE_VAR};
+pub use faults::FAULTS_VAR;
 pub use runtime::WorkerRuntime;
-pub use serve::serve;
+pub use serve::{error_to_worker, serve};
 pub use transport::BindingTransport;
 pub use workmesh::server::Router;

@@ -1,11 +1,15 @@
 use bytes::Bytes;
+use workmesh::protocol::error_response;
 use workmesh::server::Router;
 use workmesh::ConnectError;
 
+use crate::faults::{self, FAULTS_SERVICE};
 use crate::health::{health_router, HEALTH_SERVICE};
 use crate::WorkerRuntime;
 
-/// Answers one `fetch` event with the router's Connect services.
+/// Answers one `fetch` event with the router's Connect services, plus the
+/// mesh's built-in ones: `workmesh.v1.Health` always, `workmesh.v1.Faults`
+/// and fault injection when the Worker's `WORKMESH_FAULTS` var enables them.
 ///
 /// The request size limit is checked on `Content-Length` before the body is
 /// read, so an oversized upload is refused without buffering it. Every
@@ -14,6 +18,7 @@ use crate::WorkerRuntime;
 pub async fn serve(
     router: &Router,
     mut request: worker::Request,
+    env: &worker::Env,
 ) -> worker::Result<worker::Response> {
     let limit = router.message_limit();
     let declared = request
@@ -26,32 +31,53 @@ pub async fn serve(
         let error = ConnectError::resource_exhausted(format!(
             "request body exceeds the {limit} byte limit"
         ));
-        return to_worker_response(workmesh::protocol::error_response(&error));
+        return error_to_worker(&error);
     }
     let body = match request.bytes().await {
         Ok(body) => Bytes::from(body),
         Err(e) => {
             let error =
                 ConnectError::invalid_argument(format!("could not read the request body: {e}"));
-            return to_worker_response(workmesh::protocol::error_response(&error));
+            return error_to_worker(&error);
         }
     };
     let http_request = match to_http_request(&request, body) {
         Ok(r) => r,
-        Err(error) => return to_worker_response(workmesh::protocol::error_response(&error)),
+        Err(error) => return error_to_worker(&error),
     };
-    let is_health_check = http_request
-        .uri()
-        .path()
-        .starts_with("/workmesh.v1.Health/");
-    let response = if is_health_check && !router.service_names().contains(&HEALTH_SERVICE) {
-        health_router(router)
-            .handle(&WorkerRuntime, http_request)
-            .await
-    } else {
-        router.handle(&WorkerRuntime, http_request).await
-    };
+    let response = route(router, http_request, env).await;
     to_worker_response(response)
+}
+
+async fn route(
+    router: &Router,
+    request: http::Request<Bytes>,
+    env: &worker::Env,
+) -> http::Response<Bytes> {
+    let path = request.uri().path();
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let served_by_app = || router.service_names().contains(&service);
+    if service == HEALTH_SERVICE && !served_by_app() {
+        return health_router(router).handle(&WorkerRuntime, request).await;
+    }
+    if !faults::enabled(env) {
+        return router.handle(&WorkerRuntime, request).await;
+    }
+    if service == FAULTS_SERVICE && !served_by_app() {
+        return faults::faults_router()
+            .handle(&WorkerRuntime, request)
+            .await;
+    }
+    let timeout_ms = request
+        .headers()
+        .get("connect-timeout-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let injection = faults::decide(path, timeout_ms, &WorkerRuntime);
+    match faults::apply(injection).await {
+        Ok(()) => router.handle(&WorkerRuntime, request).await,
+        Err(error) => error_response(&error),
+    }
 }
 
 fn to_http_request(
@@ -76,9 +102,13 @@ fn to_http_request(
         .map_err(|e| ConnectError::invalid_argument(format!("malformed request: {e}")))
 }
 
-pub(crate) fn to_worker_response(
-    response: http::Response<Bytes>,
-) -> worker::Result<worker::Response> {
+/// A Connect error as the Worker's response: for failures before a router
+/// is available (a misconfigured binding or resilience config).
+pub fn error_to_worker(error: &ConnectError) -> worker::Result<worker::Response> {
+    to_worker_response(error_response(error))
+}
+
+fn to_worker_response(response: http::Response<Bytes>) -> worker::Result<worker::Response> {
     let (parts, body) = response.into_parts();
     let headers = worker::Headers::from(&parts.headers);
     Ok(worker::Response::from_bytes(body.to_vec())?

@@ -21,7 +21,7 @@ const MAX_PAGE_SIZE: u32 = 200;
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let router = Router::new().add(CatalogServiceServer::new(Catalog { db: env.d1("DB")? }));
-    workmesh_worker::serve(&router, req).await
+    workmesh_worker::serve(&router, req, &env).await
 }
 
 struct Catalog {

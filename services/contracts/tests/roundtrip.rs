@@ -178,16 +178,26 @@ fn weights() -> impl Strategy<Value = HashMap<String, u32>> {
 }
 
 fn fault_rule() -> impl Strategy<Value = mesh::FaultRule> {
-    (text(), text(), any::<u32>(), percent(), text(), percent()).prop_map(
-        |(service, method, delay_ms, delay_percent, abort_code, abort_percent)| mesh::FaultRule {
-            service,
-            method,
-            delay_ms,
-            delay_percent,
-            abort_code,
-            abort_percent,
-        },
+    (
+        (text(), text(), any::<u32>(), percent(), text(), percent()),
+        (any::<u32>(), any::<u64>(), any::<i64>()),
     )
+        .prop_map(
+            |(
+                (service, method, delay_ms, delay_percent, abort_code, abort_percent),
+                (max_injections, injected, last_timeout_ms),
+            )| mesh::FaultRule {
+                service,
+                method,
+                delay_ms,
+                delay_percent,
+                abort_code,
+                abort_percent,
+                max_injections,
+                injected,
+                last_timeout_ms,
+            },
+        )
 }
 
 fn outcome() -> impl Strategy<Value = mesh::Outcome> {

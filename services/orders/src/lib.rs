@@ -10,6 +10,7 @@ mod store;
 
 use futures_util::future::try_join_all;
 use shop_contracts::v1::catalog_service_client::CatalogServiceClient;
+use shop_contracts::v1::catalog_service_methods;
 use shop_contracts::v1::order_service_server::{OrderService, OrderServiceServer};
 use shop_contracts::v1::{
     CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest,
@@ -18,7 +19,7 @@ use shop_contracts::v1::{
 use worker::{event, Context, Env};
 use workmesh::codegen::{Request, Response};
 use workmesh::{Code, ConnectError, Deadline, Runtime};
-use workmesh_worker::{BindingTransport, Router, WorkerRuntime};
+use workmesh_worker::{mesh_transport, MeshTransport, Router, WorkerRuntime};
 
 use crate::store::OrderStore;
 
@@ -28,17 +29,23 @@ const MAX_QUANTITY: u32 = 1_000;
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    // Calls to catalog go through the mesh's resilience stack: deadlines,
+    // retries within a budget, a circuit breaker, load shedding.
+    let catalog = match mesh_transport(&env, "CATALOG", catalog_service_methods::SERVICE_NAME) {
+        Ok(transport) => CatalogServiceClient::new(transport),
+        Err(error) => return workmesh_worker::error_to_worker(&error),
+    };
     let orders = Orders {
         store: OrderStore::new(env.d1("DB")?),
-        catalog: CatalogServiceClient::new(BindingTransport::new(&env, "CATALOG")?),
+        catalog,
     };
     let router = Router::new().add(OrderServiceServer::new(orders));
-    workmesh_worker::serve(&router, req).await
+    workmesh_worker::serve(&router, req, &env).await
 }
 
 struct Orders {
     store: OrderStore,
-    catalog: CatalogServiceClient<BindingTransport>,
+    catalog: CatalogServiceClient<MeshTransport>,
 }
 
 impl OrderService for Orders {
