@@ -17,11 +17,25 @@ use workmesh::{Idempotency, MethodDescriptor};
 
 const SERVICE: &str = "fuzz.v1.PingService";
 static METHODS: [MethodDescriptor; 2] = [
-    MethodDescriptor { service: SERVICE, method: "Echo", idempotency: Idempotency::Unknown },
-    MethodDescriptor { service: SERVICE, method: "Get", idempotency: Idempotency::NoSideEffects },
+    MethodDescriptor {
+        service: SERVICE,
+        method: "Echo",
+        idempotency: Idempotency::Unknown,
+    },
+    MethodDescriptor {
+        service: SERVICE,
+        method: "Get",
+        idempotency: Idempotency::NoSideEffects,
+    },
 ];
-const HEADERS: [&str; 6] =
-    ["content-type", "content-encoding", "accept-encoding", "connect-timeout-ms", "connect-protocol-version", "x-any"];
+const HEADERS: [&str; 6] = [
+    "content-type",
+    "content-encoding",
+    "accept-encoding",
+    "connect-timeout-ms",
+    "connect-protocol-version",
+    "x-any",
+];
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -34,18 +48,26 @@ struct Input {
 }
 
 fn router() -> Router {
-    Router::new().max_message_bytes(64 * 1024).add(FnService::new(SERVICE, &METHODS, |_, call| {
-        serve_unary(call, |request: workmesh::message::Request<Ping>| async move {
-            Ok(workmesh::message::Response::new(request.into_inner()))
-        })
-    }))
+    Router::new()
+        .max_message_bytes(64 * 1024)
+        .add(FnService::new(SERVICE, &METHODS, |_, call| {
+            serve_unary(
+                call,
+                |request: workmesh::message::Request<Ping>| async move {
+                    Ok(workmesh::message::Response::new(request.into_inner()))
+                },
+            )
+        }))
 }
 
 /// Polls once: with a `ManualRuntime` and an immediate handler, the router
 /// must finish without waiting.
 fn run_to_completion<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("router waited on something other than the handler"),
     }
@@ -67,7 +89,11 @@ fuzz_target!(|input: Input| {
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
-    let Ok(mut request) = http::Request::builder().method(method).uri(uri).body(Bytes::from(input.body)) else {
+    let Ok(mut request) = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Bytes::from(input.body))
+    else {
         return;
     };
     for (name, value) in input.headers {
@@ -78,9 +104,18 @@ fuzz_target!(|input: Input| {
     }
     let response = run_to_completion(router().handle(&ManualRuntime::default(), request));
     if response.status() == StatusCode::OK {
-        let content_type = response.headers().get("content-type").map(HeaderValue::as_bytes);
-        assert!(matches!(content_type, Some(b"application/proto" | b"application/json")));
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(HeaderValue::as_bytes);
+        assert!(matches!(
+            content_type,
+            Some(b"application/proto" | b"application/json")
+        ));
     } else {
-        assert!(error_from_json(response.body()).is_some(), "not a Connect error body");
+        assert!(
+            error_from_json(response.body()).is_some(),
+            "not a Connect error body"
+        );
     }
 });
