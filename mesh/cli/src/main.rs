@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod build;
+mod call;
 mod project;
 mod setup;
 mod test;
@@ -49,13 +50,44 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Call a Connect method with a JSON request and print the JSON answer
+    /// (`shop.v1.CatalogService/GetProduct '{"sku":"SKU-0001"}'`).
+    Call {
+        /// `<package.Service>/<Method>`, as in the contracts.
+        target: String,
+        /// The request message as proto3 JSON.
+        #[arg(default_value = "{}")]
+        request: String,
+        /// Base URL of the Worker; by default the local mesh Worker serving the service.
+        #[arg(long)]
+        url: Option<String>,
+        /// Send and receive JSON instead of binary protobuf.
+        #[arg(long)]
+        json: bool,
+        /// Extra request header, `name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Deadline for the call, sent as Connect-Timeout-Ms.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
     /// Run every check and test: formatting, clippy, unit tests, wasm builds,
     /// deploy dry-runs and end-to-end tests against the local mesh.
     Test,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    // Errors are for people: the chain of causes, without a backtrace.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let project = project::Project::discover()?;
     match cli.command {
         Command::Setup => setup::run(&project),
@@ -72,6 +104,24 @@ fn main() -> Result<()> {
             persist_to,
             verbose,
         } => up::run(&project, &persist_to, verbose),
+        Command::Call {
+            target,
+            request,
+            url,
+            json,
+            headers,
+            timeout_ms,
+        } => call::run(
+            &project,
+            call::CallArgs {
+                target,
+                request,
+                url,
+                json,
+                headers,
+                timeout_ms,
+            },
+        ),
         Command::Test => test::run(&project),
     }
 }

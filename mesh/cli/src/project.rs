@@ -19,12 +19,24 @@ pub struct Worker {
     pub crate_dir: PathBuf,
     /// The crate's package name, for `cargo -p`.
     pub package: String,
+    /// The Connect service it serves: its `WORKMESH_SERVICE` var.
+    pub service: Option<String>,
+    /// Where the local mesh serves it: `[dev] port`.
+    pub dev_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
 struct WranglerConfig {
     name: String,
     main: String,
+    #[serde(default)]
+    vars: std::collections::HashMap<String, toml::Value>,
+    dev: Option<DevConfig>,
+}
+
+#[derive(Deserialize)]
+struct DevConfig {
+    port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -128,11 +140,18 @@ impl Worker {
                 )
             })?;
         let manifest: CargoManifest = toml::from_str(&manifest)?;
+        let service = parsed
+            .vars
+            .get("WORKMESH_SERVICE")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         Ok(Worker {
             name: parsed.name,
             config: config.to_path_buf(),
             crate_dir,
             package: manifest.package.name,
+            service,
+            dev_port: parsed.dev.and_then(|d| d.port),
         })
     }
 
