@@ -15,6 +15,8 @@
 //! - [`client`]: the typed [`Client`](client::Client) and its transports.
 //! - [`codegen`]: the façade generated code imports.
 //! - [`proto`]: the mesh's own contracts (`workmesh.v1`: health, registry, faults).
+//! - [`trace`]: W3C trace context, per-request span collection, OTLP export.
+//! - [`metrics`]: RED metrics per service and method.
 
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
@@ -25,17 +27,19 @@ pub mod context;
 pub mod error;
 pub mod message;
 pub mod method;
+pub mod metrics;
 pub mod proto;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod trace;
 
 pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};
 pub use method::{Idempotency, MethodDescriptor};
 pub use protocol::Encoding;
-pub use runtime::{Instant, LocalBoxFuture, Runtime};
 #[cfg(feature = "tokio")]
 pub use runtime::TokioRuntime;
+pub use runtime::{Instant, LocalBoxFuture, Runtime};
