@@ -75,3 +75,33 @@ impl Drop for Entered {
         STACK.with(|stack| stack.borrow_mut().truncate(self.depth - 1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use super::*;
+    use crate::testing::ManualRuntime;
+    use crate::trace::{Sampler, SpanKind, TraceCollector};
+
+    #[test]
+    fn each_interleaved_future_sees_its_own_span() {
+        let runtime = ManualRuntime::default();
+        let collector = TraceCollector::new(&runtime, Sampler::ratio(1.0));
+        let a = collector.start_span("a", SpanKind::Server, None);
+        let b = collector.start_span("b", SpanKind::Server, None);
+        let seen = |expected: SpanHandle| {
+            poll_fn(move |_| {
+                let current = current().map(|span| span.context().span_id);
+                assert_eq!(current, Some(expected.context().span_id));
+                Poll::Ready(())
+            })
+        };
+        let fa = in_span(a.handle(), seen(a.handle()));
+        let fb = in_span(b.handle(), seen(b.handle()));
+        futures_util::FutureExt::now_or_never(futures_util::future::join(fa, fb)).expect("ready");
+        assert!(current().is_none(), "the stack is left empty");
+        let inner = with_span(&a.handle(), || current().map(|s| s.context().span_id));
+        assert_eq!(inner, Some(a.context().span_id));
+    }
+}
