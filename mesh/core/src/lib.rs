@@ -18,6 +18,8 @@
 //! - resilience layers, one module each: [`deadline`], [`retry`], [`breaker`],
 //!   [`limit`], [`balance`], [`fault`]; [`stack`] composes them from a typed
 //!   [`config`].
+//! - [`trace`]: W3C trace context, per-request span collection, OTLP export.
+//! - [`metrics`]: RED metrics per service and method.
 
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
@@ -34,6 +36,7 @@ pub mod fault;
 pub mod limit;
 pub mod message;
 pub mod method;
+pub mod metrics;
 pub mod proto;
 pub mod protocol;
 pub mod retry;
@@ -44,6 +47,7 @@ pub mod stack;
 mod test_util;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod trace;
 
 pub use context::Deadline;
 pub use error::{Code, ConnectError, ErrorDetail};

@@ -66,6 +66,15 @@ pub trait Runtime: Clone + 'static {
 
     /// A uniformly distributed number in `[0, 1)`.
     fn random(&self) -> f64;
+
+    /// 64 random bits, for trace and span ids. The default joins the top 32
+    /// bits of two [`random`](Self::random) draws; a runtime with a native
+    /// source of random words (`crypto.getRandomValues`) should override it.
+    fn random_u64(&self) -> u64 {
+        let high = (self.random() * 4_294_967_296.0) as u64;
+        let low = (self.random() * 4_294_967_296.0) as u64;
+        (high << 32) | (low & 0xFFFF_FFFF)
+    }
 }
 
 #[cfg(feature = "tokio")]
