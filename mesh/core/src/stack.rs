@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! fault → call deadline → retry → breaker (or balance → breaker per endpoint)
-//!       → concurrency limit → try timeout → transport
+//!       → concurrency limit → try timeout → trace → transport
 //! ```
 //!
 //! Why this order, outermost first:
@@ -27,6 +27,9 @@
 //!    timer covers exactly one attempt. (The architecture sketch had one
 //!    deadline layer above retry; splitting it is what makes per-attempt
 //!    headers and per-try timeouts possible.)
+//! 7. **trace** ([`TraceLayer`]) is just above the transport: one CLIENT
+//!    span per attempt, under the caller's current span, with
+//!    `traceparent` written last.
 //!
 //! # Example
 //!
@@ -52,15 +55,21 @@ use crate::deadline::{CallDeadline, CallDeadlineLayer, TryTimeout, TryTimeoutLay
 use crate::fault::{FaultInjection, FaultInjectionLayer};
 use crate::limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 use crate::retry::{Retry, RetryBudget, RetryLayer};
+use crate::trace::{TraceLayer, TraceService};
 use crate::Runtime;
 
 /// The full stack over one transport.
-pub type ClientService<S, R> =
-    FaultInjection<CallDeadline<Retry<Breaker<ConcurrencyLimit<TryTimeout<S, R>>, R>, R>, R>, R>;
+pub type ClientService<S, R> = FaultInjection<
+    CallDeadline<Retry<Breaker<ConcurrencyLimit<TryTimeout<TraceService<S>, R>>, R>, R>, R>,
+    R,
+>;
 
 /// The full stack balancing over several endpoints, one breaker each.
 pub type BalancedService<S, R> = FaultInjection<
-    CallDeadline<Retry<Balance<Breaker<ConcurrencyLimit<TryTimeout<S, R>>, R>, R>, R>, R>,
+    CallDeadline<
+        Retry<Balance<Breaker<ConcurrencyLimit<TryTimeout<TraceService<S>, R>>, R>, R>, R>,
+        R,
+    >,
     R,
 >;
 
@@ -78,6 +87,7 @@ pub struct ClientStack<R> {
     breaker: BreakerLayer<R>,
     limit: ConcurrencyLimitLayer,
     try_timeout: TryTimeoutLayer<R>,
+    trace: TraceLayer,
 }
 
 /// Shorthand for [`ClientStack::new`].
@@ -97,6 +107,7 @@ impl<R: Runtime> ClientStack<R> {
             breaker: Breaker::layer(runtime.clone(), policy.breaker.clone(), target),
             limit: ConcurrencyLimit::layer(policy.limit.max_in_flight),
             try_timeout: TryTimeout::layer(runtime.clone(), config.clone()),
+            trace: TraceLayer::new(),
             runtime,
             config,
             target: target.to_owned(),
@@ -140,12 +151,24 @@ impl<R: Runtime> ClientStack<R> {
                 let breaker =
                     Breaker::layer(self.runtime.clone(), self.policy.breaker.clone(), name);
                 handles.push((id.clone(), breaker.handle()));
+                let transport = self
+                    .trace
+                    .clone()
+                    .with_server_address(id.as_str())
+                    .layer(transport);
                 let service = breaker.layer(self.limit.layer(self.try_timeout.layer(transport)));
                 Endpoint::new(id, service).with_breaker(breaker.handle())
             })
             .collect();
         let balance = Balance::new(self.runtime.clone(), self.policy.balance.clone(), endpoints);
         (self.wrap(balance), handles)
+    }
+
+    /// Names the callee in the CLIENT spans of single-endpoint stacks
+    /// (`server.address`: the binding or host it is reached by).
+    pub fn with_server_address(mut self, address: &str) -> Self {
+        self.trace = self.trace.with_server_address(address);
+        self
     }
 
     /// The configuration this stack was built from.
@@ -158,8 +181,10 @@ impl<S, R: Runtime> tower::Layer<S> for ClientStack<R> {
     type Service = ClientService<S, R>;
     fn layer(&self, transport: S) -> Self::Service {
         self.wrap(
-            self.breaker
-                .layer(self.limit.layer(self.try_timeout.layer(transport))),
+            self.breaker.layer(
+                self.limit
+                    .layer(self.try_timeout.layer(self.trace.layer(transport))),
+            ),
         )
     }
 }

@@ -56,6 +56,7 @@ impl Gate {
                 self.state = BreakerState::HalfOpen;
                 self.probe_in_flight = true;
                 tracing::info!(target: "workmesh::breaker", breaker = %self.name, "circuit breaker half-open: probing");
+                self.span_event("circuit breaker half-open", Vec::new());
                 Admit::Probe
             }
             BreakerState::Open { .. } => Admit::Reject,
@@ -64,6 +65,15 @@ impl Gate {
                 Admit::Probe
             }
             BreakerState::HalfOpen => Admit::Reject,
+        }
+    }
+
+    /// Records a state change as an event on the current span (the call
+    /// that caused it), named by the breaker.
+    fn span_event(&self, name: &'static str, mut attributes: crate::trace::Attributes) {
+        if let Some(span) = crate::trace::scope::current() {
+            attributes.insert(0, ("workmesh.breaker".into(), self.name.to_string().into()));
+            span.add_event(name, attributes);
         }
     }
 
@@ -91,6 +101,14 @@ impl Gate {
             open_ms = period.as_millis() as u64,
             "circuit breaker opened"
         );
+        let open_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        self.span_event(
+            "circuit breaker opened",
+            vec![
+                ("workmesh.breaker.reason".into(), reason.to_string().into()),
+                ("workmesh.breaker.open_ms".into(), open_ms.into()),
+            ],
+        );
     }
 
     fn close(&mut self, now: Instant) {
@@ -99,6 +117,7 @@ impl Gate {
         self.opened = 0;
         self.accrual.reset(now);
         tracing::info!(target: "workmesh::breaker", breaker = %self.name, "circuit breaker closed");
+        self.span_event("circuit breaker closed", Vec::new());
     }
 
     /// Records the outcome of a call the gate let through.

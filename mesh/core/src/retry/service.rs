@@ -157,12 +157,38 @@ where
                 }
                 if !budget.withdraw(now) {
                     tracing::debug!(target: "workmesh::retry", code = %error.code, attempt, "retry budget exhausted; not retrying");
+                    span_event("retry budget exhausted", error.code, attempt, None);
                     return Err(error);
                 }
                 tracing::debug!(target: "workmesh::retry", code = %error.code, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                span_event("retry", error.code, attempt, Some(wait));
                 runtime.sleep(wait).await;
                 attempt += 1;
             }
         })
+    }
+}
+
+/// Records a retry decision as an event on the caller's current span (the
+/// attempts themselves are CLIENT spans below, in the trace layer).
+fn span_event(
+    name: &'static str,
+    code: crate::Code,
+    attempt: u32,
+    wait: Option<std::time::Duration>,
+) {
+    if let Some(span) = crate::trace::scope::current() {
+        let mut attributes: crate::trace::Attributes = vec![
+            (crate::trace::rpc::attr::ATTEMPT.into(), attempt.into()),
+            (
+                crate::trace::rpc::attr::CONNECT_ERROR_CODE.into(),
+                code.as_str().into(),
+            ),
+        ];
+        if let Some(wait) = wait {
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            attributes.push(("workmesh.retry.wait_ms".into(), wait_ms.into()));
+        }
+        span.add_event(name, attributes);
     }
 }

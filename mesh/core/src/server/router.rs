@@ -114,6 +114,13 @@ impl Router {
         names
     }
 
+    /// The method a Connect request path (`/<pkg>.<Service>/<Method>`) names,
+    /// if this router serves it: lets an adapter name a span or a metric
+    /// before the call is dispatched.
+    pub fn method_for_path(&self, path: &str) -> Option<&'static MethodDescriptor> {
+        self.lookup(path).ok().map(|(_, method)| method)
+    }
+
     /// Answers one request. Never panics on request data, and always answers
     /// with a Connect response:
     ///

@@ -636,3 +636,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn method_for_path_finds_only_served_methods() {
+    let router = Router::new().add(ping_service(TokioRuntime::default(), Rc::default()));
+    let found = router.method_for_path("/test.v1.PingService/Get");
+    assert_eq!(found.map(|m| m.method), Some("Get"));
+    assert_eq!(
+        found.map(|m| m.idempotency),
+        Some(Idempotency::NoSideEffects)
+    );
+    for path in [
+        "/test.v1.PingService/Nope",
+        "/other.v1.Service/Get",
+        "test.v1.PingService/Get",
+        "/",
+        "",
+    ] {
+        assert!(router.method_for_path(path).is_none(), "{path}");
+    }
+}

@@ -145,3 +145,46 @@ async fn injected_aborts_are_not_retried() {
     assert_eq!(e.code, Code::Unavailable);
     assert_eq!(handle.calls(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_is_its_own_client_span_under_the_current_span() {
+    use crate::trace::{scope, AttrValue, Sampler, SpanKind, TraceCollector, TraceContext};
+    let rt = TokioRuntime::with_seed(1);
+    let (handle, transport) = mock(rt.clone(), Reply::Ok);
+    handle.push(Reply::Err(Code::Unavailable));
+    let mut client = ClientStack::new(rt.clone(), config("{}"), READ.service)
+        .with_server_address("CATALOG")
+        .layer(transport);
+    let collector = TraceCollector::new(&rt, Sampler::ratio(1.0));
+    let server = collector.start_span("server", SpanKind::Server, None);
+    scope::in_span(server.handle(), call(&mut client, request(READ, None)))
+        .await
+        .unwrap();
+    server.end();
+
+    let spans = collector.drain();
+    let server = &spans[0];
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client)
+        .collect();
+    assert_eq!(clients.len(), 2, "one CLIENT span per attempt");
+    let seen = handle.seen();
+    for (i, client) in clients.iter().enumerate() {
+        assert_eq!(client.parent_span_id, Some(server.span_id));
+        let attempt = client
+            .attributes
+            .iter()
+            .find(|(k, _)| k == "workmesh.attempt")
+            .map(|(_, v)| v.clone());
+        assert_eq!(attempt, Some(AttrValue::Int(i as i64 + 1)));
+        // Each attempt carries its own span as the callee's parent.
+        let sent = TraceContext::extract(&seen[i].headers).unwrap();
+        assert_eq!(sent.span_id, client.span_id);
+    }
+    assert_ne!(clients[0].span_id, clients[1].span_id);
+    assert!(clients[0].status != crate::trace::SpanStatus::Unset);
+    // The retry decision is an event on the caller's span.
+    let retry = server.events.iter().find(|e| e.name == "retry");
+    assert!(retry.is_some(), "{:?}", server.events);
+}

@@ -58,6 +58,7 @@
 //! current span), [`otlp`] (encoding and exporter).
 
 pub mod context;
+pub mod layer;
 pub mod otlp;
 pub mod rpc;
 pub mod sampler;
@@ -65,6 +66,7 @@ pub mod scope;
 pub mod span;
 
 pub use context::{SpanId, TraceContext, TraceId};
+pub use layer::{TraceLayer, TraceService};
 pub use otlp::{OtlpExporter, Resource};
 pub use sampler::Sampler;
 pub use span::{
