@@ -10,6 +10,8 @@ mod model;
 mod service;
 mod store;
 
+use std::rc::Rc;
+
 use worker::{durable_object, event, Context, DurableObject, Env, State};
 use workmesh::proto::v1::registry_server::RegistryServer;
 use workmesh_worker::Router;
@@ -30,6 +32,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
 pub struct Registry {
     router: Router,
     env: Env,
+    state: Rc<State>,
 }
 
 impl DurableObject for Registry {
@@ -38,10 +41,17 @@ impl DurableObject for Registry {
         Registry {
             router: Router::new().add(RegistryServer::new(RegistryService::new(store))),
             env,
+            state: Rc::new(state),
         }
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        workmesh_worker::serve(&self.router, req, &self.env).await
+        // A Durable Object has no `Context`: its spans go out through the
+        // object state's own `wait_until`, after the response.
+        let state = Rc::clone(&self.state);
+        workmesh_worker::serve_with(&self.router, req, &self.env, move |export| {
+            state.wait_until(export)
+        })
+        .await
     }
 }

@@ -48,7 +48,9 @@ pub fn mesh_transport(
         stacks
             .borrow_mut()
             .entry(binding)
-            .or_insert_with(|| ClientStack::new(WorkerRuntime, config, target))
+            .or_insert_with(|| {
+                ClientStack::new(WorkerRuntime, config, target).with_server_address(binding)
+            })
             .clone()
     });
     let transport = BindingTransport::new(env, binding).map_err(|e| {

@@ -8,13 +8,15 @@
 //!   the mesh's resilience stack (state shared across the isolate's requests);
 //!   [`BindingTransport`] is the bare binding underneath;
 //! - [`WorkerRuntime`]: the clock, timer and randomness layers use inside a Worker;
-//! - `workmesh.v1.Health/Check`, answered for every Worker that `serve`s.
+//! - `workmesh.v1.Health/Check`, answered for every Worker that `serve`s;
+//! - tracing: a SERVER span per call, CLIENT spans per outgoing attempt,
+//!   exported as OTLP after the response ([`telemetry`]).
 //!
 //! ```ignore
 //! #[event(fetch)]
-//! async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+//! async fn fetch(req: worker::Request, env: worker::Env, ctx: worker::Context) -> worker::Result<worker::Response> {
 //!     let router = Router::new().add(CatalogServiceServer::new(Catalog::new(env.d1("DB")?)));
-//!     workmesh_worker::serve(&router, req, &env).await
+//!     workmesh_worker::serve(&router, req, &env, &ctx).await
 //! }
 //! ```
 //!
@@ -31,11 +33,12 @@ mod faults;
 mod health;
 mod runtime;
 mod serve;
+pub mod telemetry;
 mod transport;
 
 pub use client::{mesh_transport, MeshTransport, RESILIENCE_VAR};
 pub use faults::FAULTS_VAR;
 pub use runtime::WorkerRuntime;
-pub use serve::{error_to_worker, serve};
+pub use serve::{error_to_worker, serve, serve_with};
 pub use transport::BindingTransport;
 pub use workmesh::server::Router;

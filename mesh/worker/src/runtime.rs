@@ -27,4 +27,15 @@ impl Runtime for WorkerRuntime {
         }
         (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// 64 bits from `crypto.getRandomValues`, for trace and span ids.
+    fn random_u64(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            let high = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+            let low = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+            return (high << 32) | (low & 0xFFFF_FFFF);
+        }
+        u64::from_le_bytes(bytes)
+    }
 }

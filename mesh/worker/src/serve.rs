@@ -1,15 +1,23 @@
 use bytes::Bytes;
-use workmesh::protocol::error_response;
+use workmesh::protocol::{error_from_http, error_response};
 use workmesh::server::Router;
-use workmesh::ConnectError;
+use workmesh::trace::{rpc, scope, ActiveSpan, SpanKind, TraceCollector, TraceContext};
+use workmesh::{ConnectError, LocalBoxFuture};
 
 use crate::faults::{self, FAULTS_SERVICE};
 use crate::health::{health_router, HEALTH_SERVICE};
-use crate::WorkerRuntime;
+use crate::{telemetry, WorkerRuntime};
 
 /// Answers one `fetch` event with the router's Connect services, plus the
 /// mesh's built-in ones: `workmesh.v1.Health` always, `workmesh.v1.Faults`
 /// and fault injection when the Worker's `WORKMESH_FAULTS` var enables them.
+///
+/// Every call except health checks gets a SERVER span (a child of the
+/// caller's `traceparent`, or a new trace when it is missing or malformed),
+/// current while the handler runs so typed clients' calls become its CLIENT
+/// children. After the response, the request's spans are exported through
+/// `ctx.wait_until` (see [`telemetry`](crate::telemetry) for where); an
+/// export failure is logged and never touches the response.
 ///
 /// The request size limit is checked on `Content-Length` before the body is
 /// read, so an oversized upload is refused without buffering it. Every
@@ -17,36 +25,123 @@ use crate::WorkerRuntime;
 /// anything the client sent.
 pub async fn serve(
     router: &Router,
+    request: worker::Request,
+    env: &worker::Env,
+    ctx: &worker::Context,
+) -> worker::Result<worker::Response> {
+    serve_with(router, request, env, |export| ctx.wait_until(export)).await
+}
+
+/// [`serve`] for callers without a `worker::Context` (a Durable Object's
+/// `fetch`): `wait_until` receives the export future to run after the
+/// response (e.g. `|f| state.wait_until(f)`), or drops it to skip export.
+pub async fn serve_with(
+    router: &Router,
+    request: worker::Request,
+    env: &worker::Env,
+    wait_until: impl FnOnce(LocalBoxFuture<'static, ()>),
+) -> worker::Result<worker::Response> {
+    let collector = TraceCollector::new(&WorkerRuntime, telemetry::sampler(env));
+    let response = serve_traced(router, request, env, &collector).await;
+    let spans = collector.drain();
+    if !spans.is_empty() {
+        if let Some(exporter) = telemetry::exporter(env, router) {
+            wait_until(Box::pin(async move {
+                if let Err(error) = exporter.export(spans).await {
+                    worker::console_error!("workmesh: trace export failed: {error}");
+                }
+            }));
+        }
+    }
+    response
+}
+
+async fn serve_traced(
+    router: &Router,
     mut request: worker::Request,
     env: &worker::Env,
+    collector: &TraceCollector,
 ) -> worker::Result<worker::Response> {
+    let headers = http::HeaderMap::from(request.headers());
+    let span = server_span(router, collector, &request.path(), &headers);
     let limit = router.message_limit();
-    let declared = request
-        .headers()
+    let declared = headers
         .get("content-length")
-        .ok()
-        .flatten()
+        .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         let error = ConnectError::resource_exhausted(format!(
             "request body exceeds the {limit} byte limit"
         ));
-        return error_to_worker(&error);
+        return fail(span, &error);
     }
     let body = match request.bytes().await {
         Ok(body) => Bytes::from(body),
         Err(e) => {
             let error =
                 ConnectError::invalid_argument(format!("could not read the request body: {e}"));
-            return error_to_worker(&error);
+            return fail(span, &error);
         }
     };
-    let http_request = match to_http_request(&request, body) {
+    let http_request = match to_http_request(&request, headers, body) {
         Ok(r) => r,
-        Err(error) => return error_to_worker(&error),
+        Err(error) => return fail(span, &error),
     };
-    let response = route(router, http_request, env).await;
+    let response = match &span {
+        Some(span) => scope::in_span(span.handle(), route(router, http_request, env)).await,
+        None => route(router, http_request, env).await,
+    };
+    if let Some(span) = span {
+        end_server_span(span, &response);
+    }
     to_worker_response(response)
+}
+
+/// The SERVER span of a call, named by its RPC; `None` for health checks
+/// (probed every few seconds, they would drown the traces).
+fn server_span(
+    router: &Router,
+    collector: &TraceCollector,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Option<ActiveSpan> {
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if let Some(method) = router.method_for_path(path) {
+        return Some(rpc::rpc_server_span(collector, method, headers));
+    }
+    if service == HEALTH_SERVICE {
+        return None;
+    }
+    if service == FAULTS_SERVICE {
+        if let Some(method) = faults::faults_router().method_for_path(path) {
+            return Some(rpc::rpc_server_span(collector, method, headers));
+        }
+    }
+    // Not a procedure we serve: still traced (the caller sees an error),
+    // under a fixed name so arbitrary paths do not become span names.
+    let parent = TraceContext::extract(headers);
+    let span = collector.start_span("unknown procedure", SpanKind::Server, parent.as_ref());
+    let shown: String = path.chars().take(256).collect();
+    span.set_attribute("url.path", shown);
+    Some(span)
+}
+
+/// Ends the SERVER span with the response's Connect code (read back from
+/// the error body for a non-200 answer).
+fn end_server_span(span: ActiveSpan, response: &http::Response<Bytes>) {
+    if response.status() == http::StatusCode::OK {
+        span.end();
+    } else {
+        let error = error_from_http(response.status(), response.headers(), response.body());
+        span.end_with::<()>(&Err(error));
+    }
+}
+
+fn fail(span: Option<ActiveSpan>, error: &ConnectError) -> worker::Result<worker::Response> {
+    if let Some(span) = span {
+        span.end_with::<()>(&Err(error.clone()));
+    }
+    error_to_worker(error)
 }
 
 async fn route(
@@ -82,6 +177,7 @@ async fn route(
 
 fn to_http_request(
     request: &worker::Request,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Result<http::Request<Bytes>, ConnectError> {
     let url = request
@@ -94,8 +190,8 @@ fn to_http_request(
     let mut builder = http::Request::builder()
         .method(request.method().as_ref())
         .uri(path_and_query);
-    if let Some(headers) = builder.headers_mut() {
-        *headers = http::HeaderMap::from(request.headers());
+    if let Some(slot) = builder.headers_mut() {
+        *slot = headers;
     }
     builder
         .body(body)

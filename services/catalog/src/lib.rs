@@ -19,9 +19,9 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 200;
 
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
     let router = Router::new().add(CatalogServiceServer::new(Catalog { db: env.d1("DB")? }));
-    workmesh_worker::serve(&router, req, &env).await
+    workmesh_worker::serve(&router, req, &env, &ctx).await
 }
 
 struct Catalog {

@@ -28,7 +28,7 @@ const MAX_ITEMS: usize = 100;
 const MAX_QUANTITY: u32 = 1_000;
 
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
     // Calls to catalog go through the mesh's resilience stack: deadlines,
     // retries within a budget, a circuit breaker, load shedding.
     let catalog = match mesh_transport(&env, "CATALOG", catalog_service_methods::SERVICE_NAME) {
@@ -40,7 +40,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         catalog,
     };
     let router = Router::new().add(OrderServiceServer::new(orders));
-    workmesh_worker::serve(&router, req, &env).await
+    workmesh_worker::serve(&router, req, &env, &ctx).await
 }
 
 struct Orders {
