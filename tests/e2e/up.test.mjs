@@ -47,7 +47,8 @@ async function runUpThenSignal(signal) {
     child.on("exit", (code) => reject(new Error(`exited early (${code}):\n${output}`)));
   });
   try {
-    assert.deepEqual(Object.keys(urls).sort(), ["catalog", "orders", "registry"]);
+    assert.deepEqual(Object.keys(urls).sort(), ["catalog", "console", "orders", "registry"]);
+    assert.equal(urls.console, "http://127.0.0.1:8791/");
     assert.equal(urls.catalog, "http://127.0.0.1:8788/", "ports come from wrangler/*.toml [dev] port");
     const res = await callJson(urls.catalog, "/shop.v1.CatalogService/GetProduct", { sku: "SKU-0002" });
     assert.equal(res.status, 200);
