@@ -25,7 +25,10 @@
 //!
 //! # Seams for the router, the client and the Workers adapter
 //!
-//! Nothing here is wired in yet; this is how each side is meant to use it.
+//! How each side uses it. Wired today: `workmesh_worker::serve` (SERVER span
+//! per call, export via `wait_until`) and [`TraceLayer`] innermost in
+//! [`ClientStack`](crate::stack::ClientStack) (CLIENT span per attempt).
+//! Not yet: the router's RED metrics and D1 spans in the example handlers.
 //!
 //! - **Workers adapter / `serve()`** (per request): create a
 //!   [`TraceCollector::new(&runtime, sampler)`](TraceCollector::new); after the
