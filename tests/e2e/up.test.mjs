@@ -53,7 +53,10 @@ async function runUpThenSignal(signal) {
         resolve(found);
       }
     });
-    child.on("exit", (code) => reject(new Error(`exited early (${code}):\n${output}`)));
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited early (${code}):\n${output}`));
+    });
   });
   try {
     assert.deepEqual(Object.keys(urls).sort(), ["catalog", "orders", "registry"]);
