@@ -5,15 +5,24 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { callJson, tempStateDir } from "./helpers.mjs";
 
+/** Running workerd processes (zombies waiting for a reaper do not count: they hold nothing). */
 function workerdCount() {
+  let pids;
   try {
-    return execFileSync("pgrep", ["-c", "-x", "workerd"], { encoding: "utf8" }).trim() * 1;
+    pids = execFileSync("pgrep", ["-x", "workerd"], { encoding: "utf8" }).trim().split("\n");
   } catch {
     return 0; // pgrep exits 1 when nothing matches
   }
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
+    } catch {
+      return false; // gone meanwhile
+    }
+  }).length;
 }
 
 async function portClosed(url) {
@@ -44,7 +53,10 @@ async function runUpThenSignal(signal) {
         resolve(found);
       }
     });
-    child.on("exit", (code) => reject(new Error(`exited early (${code}):\n${output}`)));
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited early (${code}):\n${output}`));
+    });
   });
   try {
     assert.deepEqual(Object.keys(urls).sort(), ["catalog", "console", "orders", "registry"]);

@@ -147,7 +147,28 @@ export async function startMesh(opts = {}) {
   }
   await Promise.all(Object.entries(urls).map(([name, url]) => waitUntilAnswering(name, url)));
 
-  return { mf, urls, migrations, dispose: () => mf.dispose() };
+  return { mf, urls, migrations, dispose: () => dispose(mf, urls) };
+}
+
+/** Disposes Miniflare and waits until workerd has really let go of every port. */
+async function dispose(mf, urls) {
+  await mf.dispose();
+  const deadline = Date.now() + 10_000;
+  for (const url of Object.values(urls)) {
+    while (Date.now() < deadline && (await answers(url))) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+async function answers(url) {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(500) });
+    await res.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // As a program: start, print one JSON line with the URLs, stay up until signalled.

@@ -16,8 +16,10 @@
 //! 2. **call deadline** fixes the overall deadline once, before any retry,
 //!    so retries and backoff sleeps all spend the same budget.
 //! 3. **retry** sits above the breaker and balancer so each attempt is
-//!    balanced afresh (a retry may land on another endpoint) and a fast
-//!    "breaker open" failure is retryable (`unavailable`) onto a healthy one.
+//!    balanced afresh (a retry may land on another endpoint). A breaker's own
+//!    fast "open" failure is not retried: nothing was sent, the same breaker
+//!    would refuse again, and the balancer already steers around open
+//!    breakers, so retrying would only sleep and spend budget.
 //! 4. **breaker** (per endpoint, under **balance**) sees every attempt's
 //!    outcome, including per-try timeouts, since those happen below it.
 //! 5. **limit** counts attempts actually on the wire; a shed is immediate and

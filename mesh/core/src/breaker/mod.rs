@@ -52,5 +52,32 @@ pub use gate::{BreakerHandle, BreakerState};
 pub use policy::{Accrual, TripReason};
 pub use service::{Breaker, BreakerLayer};
 
+use http::{HeaderName, HeaderValue};
+
+use crate::ConnectError;
+
+/// Error-metadata mark on the fast failure of an open breaker, so the retry
+/// layer above can tell "nothing was sent" from a real `unavailable`.
+pub const REJECTED_MARK: &str = "workmesh-breaker-open";
+
+/// True when `error` is this isolate's breaker refusing to send.
+pub fn is_rejection(error: &ConnectError) -> bool {
+    error.metadata.contains_key(REJECTED_MARK)
+}
+
+/// Removes the mark, so it never leaves the layer stack that set it.
+pub fn clear_rejection_mark(error: &mut ConnectError) {
+    error.metadata.remove(REJECTED_MARK);
+}
+
+fn rejection(detail: String) -> ConnectError {
+    let mut error = ConnectError::unavailable(detail);
+    error.metadata.insert(
+        HeaderName::from_static(REJECTED_MARK),
+        HeaderValue::from_static("1"),
+    );
+    error
+}
+
 #[cfg(all(test, feature = "tokio"))]
 mod tests;

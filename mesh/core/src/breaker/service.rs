@@ -106,7 +106,7 @@ where
                 }
                 _ => format!("circuit breaker open for {} (probe in flight)", gate.name),
             };
-            return Box::pin(async move { Err(ConnectError::unavailable(detail)) });
+            return Box::pin(async move { Err(super::rejection(detail)) });
         }
         let inner = self.inner.clone();
         let runtime = self.runtime.clone();

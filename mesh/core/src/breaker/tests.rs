@@ -60,6 +60,10 @@ async fn five_consecutive_failures_open_and_then_fail_fast() {
         e.message
     );
     assert_eq!(mock.calls(), 5, "fail fast: not sent");
+    assert!(
+        super::is_rejection(&e),
+        "marked, so retry knows nothing was sent"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service, ServiceExt};
 
 use super::{backoff_ceiling, pushback, Pushback, RetryBudget};
+use crate::breaker;
 use crate::config::ResilienceConfig;
 use crate::context::headers;
 use crate::deadline::{clear_per_try_mark, is_per_try_timeout};
@@ -139,8 +140,13 @@ where
                     Ok(response) => return Ok(response),
                     Err(e) => e,
                 };
-                let retryable = policy.retry_on.contains(error.code) || is_per_try_timeout(&error);
+                // An open breaker sent nothing and will refuse the next attempt
+                // too: retrying it would only sleep and spend budget.
+                let rejected = breaker::is_rejection(&error);
+                let retryable = !rejected
+                    && (policy.retry_on.contains(error.code) || is_per_try_timeout(&error));
                 clear_per_try_mark(&mut error);
+                breaker::clear_rejection_mark(&mut error);
                 if !retryable || attempt >= policy.max_attempts {
                     return Err(error);
                 }

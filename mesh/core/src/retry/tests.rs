@@ -234,3 +234,27 @@ async fn budget_caps_amplification_under_total_failure() {
     // The budget is actually spent (retries do happen), not merely disabled.
     assert!(amplification >= 1.15, "amplification {amplification}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breakers_rejection_is_not_retried_and_spends_no_budget() {
+    let rt = TokioRuntime::with_seed(3);
+    let mut rejected = crate::ConnectError::unavailable("circuit breaker open for test");
+    rejected.metadata.insert(
+        http::HeaderName::from_static(crate::breaker::REJECTED_MARK),
+        HeaderValue::from_static("1"),
+    );
+    let (handle, inner) = mock(rt.clone(), Reply::Error(rejected));
+    let budget = budget();
+    let before = budget.remaining(rt.now());
+    let mut svc = Retry::layer(rt.clone(), config("{}"), budget.clone()).layer(inner);
+    let started = rt.now();
+    let e = call(&mut svc, request(READ, None)).await.unwrap_err();
+    assert_eq!(e.code, Code::Unavailable);
+    assert_eq!(handle.calls(), 1, "nothing was sent, so nothing is retried");
+    assert!(
+        !crate::breaker::is_rejection(&e),
+        "the mark stays inside the stack"
+    );
+    assert_eq!(rt.now(), started, "no backoff sleep");
+    assert!(budget.remaining(rt.now()) >= before, "no budget spent");
+}
