@@ -190,12 +190,36 @@ where
 #[derive(Clone, Default)]
 pub(crate) struct Events(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
+thread_local! {
+    static RECORDING: std::cell::RefCell<Option<Events>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Restores the thread's previous recorder on drop.
+pub(crate) struct EventsGuard(Option<Events>);
+
+impl Drop for EventsGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        RECORDING.with(|r| *r.borrow_mut() = previous);
+    }
+}
+
 impl Events {
-    /// Installs the recorder for this thread until the guard drops.
-    pub(crate) fn install() -> (Events, tracing::subscriber::DefaultGuard) {
+    /// Records this thread's events until the guard drops.
+    ///
+    /// The subscriber is process-global (installed once) and forwards to the
+    /// recorder of the calling thread. A per-thread `set_default` subscriber
+    /// was flaky: a test on another thread could cache a callsite's interest
+    /// as "never" while this one was installing, and its events were lost.
+    pub(crate) fn install() -> (Events, EventsGuard) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            // Fails only if something else set one first; then nothing records.
+            let _ = tracing::subscriber::set_global_default(Recorder);
+        });
         let events = Events::default();
-        let guard = tracing::subscriber::set_default(Recorder(events.clone()));
-        (events, guard)
+        let previous = RECORDING.with(|r| r.borrow_mut().replace(events.clone()));
+        (events, EventsGuard(previous))
     }
 
     pub(crate) fn messages(&self, target: &str) -> Vec<String> {
@@ -208,7 +232,7 @@ impl Events {
     }
 }
 
-struct Recorder(Events);
+struct Recorder;
 
 impl tracing::Subscriber for Recorder {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
@@ -230,8 +254,13 @@ impl tracing::Subscriber for Recorder {
         }
         let mut message = Message(String::new());
         event.record(&mut message);
-        let mut events = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
-        events.push((event.metadata().target().to_owned(), message.0));
+        let target = event.metadata().target().to_owned();
+        RECORDING.with(|r| {
+            if let Some(events) = r.borrow().as_ref() {
+                let mut events = events.0.lock().unwrap_or_else(|e| e.into_inner());
+                events.push((target, message.0));
+            }
+        });
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
