@@ -171,8 +171,30 @@ async function answers(url) {
   }
 }
 
+/**
+ * Kills every workerd that is still a child of this process (Linux only).
+ * A safety net: Miniflare's own signal hook kills the runtime it knows and
+ * exits at once, and now and then a workerd outlived the runner, holding the
+ * dev ports (seen about once in four `up` runs).
+ */
+function killChildWorkerd() {
+  if (process.platform !== "linux") return;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+      if (comm === "workerd" && ppid === process.pid) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone already, or not ours to read
+    }
+  }
+}
+
 // As a program: start, print one JSON line with the URLs, stay up until signalled.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.on("exit", killChildWorkerd);
   const args = process.argv.slice(2);
   const persistArg = args.indexOf("--persist-to");
   const mesh = await startMesh({
