@@ -90,3 +90,50 @@ test("registry and D1 state survive a restart of the local mesh", async () => {
     rmSync(state, { recursive: true, force: true });
   }
 });
+
+test("active health checks mark a failing instance unhealthy and bring it back", async (t) => {
+  const mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: { registry: { WORKMESH_HEALTH_INTERVAL_MS: "150", WORKMESH_HEALTH_TIMEOUT_MS: "500" } },
+  });
+  t.after(() => mesh.dispose());
+  const registry = (method, msg) => callJson(mesh.urls.registry, `/workmesh.v1.Registry/${method}`, msg);
+  const setCatalogFaults = (rules) => callJson(mesh.urls.catalog, "/workmesh.v1.Faults/SetFaults", { rules });
+  const health = async () => (await registry("List", { service: "shop.v1.CatalogService" })).body.instances[0].health;
+  const resolvedIds = async () =>
+    ((await registry("Resolve", { service: "shop.v1.CatalogService" })).body.instances ?? []).map((i) => i.instanceId);
+  const eventually = async (what, predicate, timeoutMs = 4000) => {
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    while (Date.now() < deadline) {
+      last = await predicate();
+      if (last === true) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+  };
+
+  const reg = await registry("Register", { instance: instance("catalog-probed") });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  const before = await registry("Resolve", { service: "shop.v1.CatalogService" });
+  assert.deepEqual(before.body.instances.map((i) => i.instanceId), ["catalog-probed"]);
+
+  // Several rounds of passing probes keep it healthy.
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(await health(), "HEALTH_STATE_HEALTHY");
+
+  const set = await setCatalogFaults([{ service: "workmesh.v1.Health", abortCode: "unavailable", abortPercent: 100 }]);
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  await eventually("List shows it unhealthy", async () => (await health()) === "HEALTH_STATE_UNHEALTHY" || (await health()));
+  assert.deepEqual(await resolvedIds(), []);
+  const down = await registry("Resolve", { service: "shop.v1.CatalogService", knownVersionToken: before.body.versionToken });
+  assert.notEqual(down.body.notModified, true, "the version token changed when health flipped");
+  // The probes went through catalog's fault rule: it counted them.
+  const rules = (await callJson(mesh.urls.catalog, "/workmesh.v1.Faults/GetFaults", {})).body.rules;
+  assert.ok(Number(rules[0].injected) >= 3, `catalog failed ${rules[0].injected} health checks`);
+
+  await setCatalogFaults([]);
+  await eventually("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
+  assert.deepEqual(await resolvedIds(), ["catalog-probed"]);
+});

@@ -6,6 +6,7 @@
 //! so all writers see one consistent table; clients cache what they resolve,
 //! so the registry is off the hot path of ordinary requests.
 
+mod health;
 mod model;
 mod service;
 mod store;
@@ -14,8 +15,10 @@ use std::rc::Rc;
 
 use worker::{durable_object, event, Context, DurableObject, Env, State};
 use workmesh::proto::v1::registry_server::RegistryServer;
+use workmesh::ConnectError;
 use workmesh_worker::Router;
 
+use crate::model::HealthConfig;
 use crate::service::RegistryService;
 use crate::store::Store;
 
@@ -31,21 +34,30 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
 #[durable_object]
 pub struct Registry {
     router: Router,
-    env: Env,
     state: Rc<State>,
+    env: Env,
+    /// The active health check config; `Err` (a bad var) fails every call.
+    health: Result<HealthConfig, ConnectError>,
 }
 
 impl DurableObject for Registry {
     fn new(state: State, env: Env) -> Self {
         let store = Store::new(state.storage().sql());
+        let health = HealthConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        let interval_ms = health.as_ref().map_or(0, |c| c.interval_ms);
+        let service = RegistryService::new(store, state.storage(), interval_ms);
         Registry {
-            router: Router::new().add(RegistryServer::new(RegistryService::new(store))),
-            env,
+            router: Router::new().add(RegistryServer::new(service)),
             state: Rc::new(state),
+            env,
+            health,
         }
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
+        if let Err(error) = &self.health {
+            return workmesh_worker::error_to_worker(error);
+        }
         // A Durable Object has no `Context`: its spans go out through the
         // object state's own `wait_until`, after the response.
         let state = Rc::clone(&self.state);
@@ -53,5 +65,33 @@ impl DurableObject for Registry {
             state.wait_until(export)
         })
         .await
+    }
+
+    async fn alarm(&self) -> worker::Result<worker::Response> {
+        let storage = self.state.storage();
+        let config = match &self.health {
+            Ok(config) => *config,
+            Err(error) => {
+                // Calls already fail with this error; keep the alarm alive so
+                // probing resumes once the var is fixed and redeployed.
+                worker::console_error!("registry health checks are off: {}", error.message);
+                storage
+                    .set_alarm(i64::from(HealthConfig::default().interval_ms))
+                    .await?;
+                return worker::Response::ok("health config invalid");
+            }
+        };
+        let store = Store::new(storage.sql());
+        let rearm = match health::run_round(&store, &self.env, &config).await {
+            Ok(remaining) => remaining,
+            Err(error) => {
+                worker::console_error!("registry health round failed: {}", error.message);
+                true
+            }
+        };
+        if rearm {
+            storage.set_alarm(i64::from(config.interval_ms)).await?;
+        }
+        worker::Response::ok("health round done")
     }
 }

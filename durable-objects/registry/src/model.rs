@@ -66,7 +66,7 @@ fn check_name(field: &str, value: &str) -> Result<(), ConnectError> {
 
 /// True when the instance should receive new calls at `now_ms`.
 pub fn is_routable(instance: &Instance, now_ms: i64) -> bool {
-    let fresh = now_ms - instance.last_heartbeat_ms <= HEARTBEAT_TTL_MS;
+    let fresh = is_live(instance, now_ms);
     let healthy = instance.health != HealthState::Unhealthy as i32;
     let ejected = instance.ejected_until_ms > now_ms;
     fresh && healthy && !ejected && !instance.draining
@@ -87,73 +87,127 @@ pub fn version_token(generation: i64, routable: &[Instance]) -> String {
     format!("{generation}-{hash:016x}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Instances silent for this long are deleted, not just left unresolved.
+pub const PURGE_AFTER_MS: i64 = 10 * HEARTBEAT_TTL_MS;
 
-    fn instance(id: &str) -> Instance {
-        Instance {
-            service: "shop.v1.CatalogService".into(),
-            instance_id: id.into(),
-            endpoint: Some(Endpoint::Binding("CATALOG".into())),
-            ..Default::default()
+/// The registry vars that configure active health checks.
+pub const HEALTH_INTERVAL_VAR: &str = "WORKMESH_HEALTH_INTERVAL_MS";
+pub const HEALTH_TIMEOUT_VAR: &str = "WORKMESH_HEALTH_TIMEOUT_MS";
+pub const HEALTH_UNHEALTHY_THRESHOLD_VAR: &str = "WORKMESH_HEALTH_UNHEALTHY_THRESHOLD";
+pub const HEALTH_HEALTHY_THRESHOLD_VAR: &str = "WORKMESH_HEALTH_HEALTHY_THRESHOLD";
+
+/// Active health checking: how often every live instance is probed, how long
+/// a probe may take, and how many consecutive results flip its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+}
+
+impl Default for HealthConfig {
+    /// The reference defaults (Dapr, Envoy): 5 s interval, 500 ms timeout,
+    /// 3 failures to mark unhealthy, 2 successes to mark healthy again.
+    fn default() -> Self {
+        HealthConfig {
+            interval_ms: 5_000,
+            timeout_ms: 500,
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
         }
     }
+}
 
-    #[test]
-    fn registration_fills_defaults() {
-        let ok = validate_registration(instance("catalog-1")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(ok.version, "v1");
-        assert_eq!(ok.weight, DEFAULT_WEIGHT);
-    }
-
-    #[test]
-    fn registration_names_the_bad_field() {
-        let mut bad = instance("catalog-1");
-        bad.service = " ".into();
-        let err = validate_registration(bad).err().map(|e| e.message);
-        assert_eq!(err.as_deref(), Some("instance.service is required"));
-
-        let mut bad = instance("catalog-1");
-        bad.endpoint = Some(Endpoint::Url("ftp://x".into()));
-        assert!(validate_registration(bad).is_err());
-
-        let mut bad = instance("catalog-1");
-        bad.endpoint = None;
-        assert!(validate_registration(bad).is_err());
-    }
-
-    #[test]
-    fn stale_unhealthy_ejected_and_draining_instances_are_not_routable() {
-        let now = 1_000_000;
-        let mut i = instance("a");
-        i.last_heartbeat_ms = now - HEARTBEAT_TTL_MS;
-        assert!(is_routable(&i, now));
-        i.last_heartbeat_ms = now - HEARTBEAT_TTL_MS - 1;
-        assert!(!is_routable(&i, now));
-
-        let mut i = instance("a");
-        i.last_heartbeat_ms = now;
-        i.health = HealthState::Unhealthy as i32;
-        assert!(!is_routable(&i, now));
-
-        let mut i = instance("a");
-        i.last_heartbeat_ms = now;
-        i.ejected_until_ms = now + 1;
-        assert!(!is_routable(&i, now));
-
-        let mut i = instance("a");
-        i.last_heartbeat_ms = now;
-        i.draining = true;
-        assert!(!is_routable(&i, now));
-    }
-
-    #[test]
-    fn version_token_tracks_generation_and_membership() {
-        let a = [instance("a")];
-        let ab = [instance("a"), instance("b")];
-        assert_eq!(version_token(3, &a), version_token(3, &a));
-        assert_ne!(version_token(3, &a), version_token(4, &a));
-        assert_ne!(version_token(3, &a), version_token(3, &ab));
+impl HealthConfig {
+    /// Reads the config from the registry's vars (`var` returns a var's value
+    /// when it is set); unset vars keep their defaults. A bad value is a
+    /// `failed_precondition` naming the var, like `WORKMESH_RESILIENCE`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConnectError> {
+        let defaults = HealthConfig::default();
+        let read = |name: &str, default: u32, min: u32, max: u32| -> Result<u32, ConnectError> {
+            let Some(raw) = var(name) else {
+                return Ok(default);
+            };
+            match raw.trim().parse::<u32>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(v),
+                _ => Err(ConnectError::failed_precondition(format!(
+                    "{name} is invalid: {raw:?} is not a whole number from {min} to {max}"
+                ))),
+            }
+        };
+        Ok(HealthConfig {
+            interval_ms: read(HEALTH_INTERVAL_VAR, defaults.interval_ms, 10, 3_600_000)?,
+            timeout_ms: read(HEALTH_TIMEOUT_VAR, defaults.timeout_ms, 1, 60_000)?,
+            unhealthy_threshold: read(
+                HEALTH_UNHEALTHY_THRESHOLD_VAR,
+                defaults.unhealthy_threshold,
+                1,
+                100,
+            )?,
+            healthy_threshold: read(
+                HEALTH_HEALTHY_THRESHOLD_VAR,
+                defaults.healthy_threshold,
+                1,
+                100,
+            )?,
+        })
     }
 }
+
+/// Consecutive probe results of one instance; a result of the other kind
+/// resets the count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeCounters {
+    pub failures: u32,
+    pub successes: u32,
+}
+
+/// An instance's health after one probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    pub health: HealthState,
+    pub counters: ProbeCounters,
+    /// The health changed, so Resolve answers change.
+    pub flipped: bool,
+}
+
+/// Applies one probe result (`passed`) to an instance's health and counters.
+pub fn after_probe(
+    health: HealthState,
+    counters: ProbeCounters,
+    passed: bool,
+    config: &HealthConfig,
+) -> ProbeOutcome {
+    let counters = if passed {
+        ProbeCounters {
+            failures: 0,
+            successes: counters.successes.saturating_add(1),
+        }
+    } else {
+        ProbeCounters {
+            failures: counters.failures.saturating_add(1),
+            successes: 0,
+        }
+    };
+    let next = if passed && counters.successes >= config.healthy_threshold {
+        HealthState::Healthy
+    } else if !passed && counters.failures >= config.unhealthy_threshold {
+        HealthState::Unhealthy
+    } else {
+        health
+    };
+    ProbeOutcome {
+        health: next,
+        counters,
+        flipped: next != health,
+    }
+}
+
+/// True when the instance still heartbeats recently enough to be probed.
+pub fn is_live(instance: &Instance, now_ms: i64) -> bool {
+    now_ms - instance.last_heartbeat_ms <= HEARTBEAT_TTL_MS
+}
+
+#[cfg(test)]
+mod tests;

@@ -16,16 +16,32 @@ use crate::store::Store;
 
 pub struct RegistryService {
     store: Store,
+    /// The object's storage, for the health check alarm.
+    storage: worker::Storage,
+    health_interval_ms: u32,
 }
 
 impl RegistryService {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, storage: worker::Storage, health_interval_ms: u32) -> Self {
         if let Err(e) = store.migrate() {
             // Requests will fail with the storage error; the object stays up
             // so the error is visible to callers rather than a crash loop.
             worker::console_error!("registry schema migration failed: {e}");
         }
-        RegistryService { store }
+        RegistryService {
+            store,
+            storage,
+            health_interval_ms,
+        }
+    }
+
+    /// Makes sure the health check alarm will run; registered instances are
+    /// probed from then on. A storage failure here fails the call, so the
+    /// client retries rather than sitting unprobed.
+    async fn ensure_alarm(&self) -> Result<(), ConnectError> {
+        crate::health::ensure_alarm(&self.storage, self.health_interval_ms)
+            .await
+            .map_err(|e| ConnectError::internal(format!("scheduling health checks: {e}")))
     }
 }
 
@@ -61,6 +77,7 @@ impl Registry for RegistryService {
             .as_ref()
             .map_or(HealthState::Healthy as i32, |p| p.health);
         self.store.upsert(&instance)?;
+        self.ensure_alarm().await?;
         let stored = self.store.get(&instance.instance_id)?.unwrap_or(instance);
         Ok(Response::new(RegisterResponse {
             instance: Some(stored),
@@ -83,9 +100,12 @@ impl Registry for RegistryService {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, ConnectError> {
         let id = required("instance_id", &request.get_ref().instance_id)?;
-        Ok(Response::new(HeartbeatResponse {
-            known: self.store.heartbeat(id, now_ms())?,
-        }))
+        let known = self.store.heartbeat(id, now_ms())?;
+        if known {
+            // Instances registered before health checks existed get probed too.
+            self.ensure_alarm().await?;
+        }
+        Ok(Response::new(HeartbeatResponse { known }))
     }
 
     async fn resolve(

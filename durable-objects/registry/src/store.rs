@@ -10,11 +10,14 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 use workmesh::proto::v1::instance::Endpoint;
-use workmesh::proto::v1::Instance;
+use workmesh::proto::v1::{HealthState, Instance};
 use workmesh::ConnectError;
 
+use crate::model::ProbeCounters;
+
 /// Numbered schema migrations. Append only: a deployed registry keeps its data.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE instances (
         instance_id       TEXT PRIMARY KEY,
         service           TEXT NOT NULL,
@@ -40,7 +43,13 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE TABLE generation (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
     INSERT INTO generation (id, value) VALUES (0, 0);
-"];
+",
+    // 1: active health checks' consecutive probe results.
+    "
+    ALTER TABLE instances ADD COLUMN probe_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN probe_successes INTEGER NOT NULL DEFAULT 0;
+",
+];
 
 pub struct Store {
     sql: SqlStorage,
@@ -62,6 +71,13 @@ struct InstanceRow {
     ejected_until_ms: i64,
     times_ejected: i64,
     draining: i64,
+}
+
+#[derive(Deserialize)]
+struct ProbeRow {
+    health: i32,
+    probe_failures: i64,
+    probe_successes: i64,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +210,70 @@ impl Store {
             )?,
         };
         rows.into_iter().map(to_instance).collect()
+    }
+
+    /// An instance's health and probe counters, if it is still registered.
+    pub fn probe_state(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<(HealthState, ProbeCounters)>, ConnectError> {
+        let rows: Vec<ProbeRow> = self.query(
+            "SELECT health, probe_failures, probe_successes FROM instances WHERE instance_id = ?",
+            vec![instance_id.into()],
+        )?;
+        let counter = |n: i64| n.clamp(0, i64::from(u32::MAX)) as u32;
+        Ok(rows.into_iter().next().map(|r| {
+            (
+                HealthState::try_from(r.health).unwrap_or(HealthState::Unspecified),
+                ProbeCounters {
+                    failures: counter(r.probe_failures),
+                    successes: counter(r.probe_successes),
+                },
+            )
+        }))
+    }
+
+    /// Records a probe's outcome; a health flip bumps the generation, since
+    /// it changes what Resolve answers.
+    pub fn record_probe(
+        &self,
+        instance_id: &str,
+        health: HealthState,
+        counters: ProbeCounters,
+        flipped: bool,
+    ) -> Result<(), ConnectError> {
+        let cursor = self.exec(
+            "UPDATE instances SET health = ?, probe_failures = ?, probe_successes = ? WHERE instance_id = ?",
+            vec![
+                (health as i32).into(),
+                i64::from(counters.failures).into(),
+                i64::from(counters.successes).into(),
+                instance_id.into(),
+            ],
+        )?;
+        if flipped && cursor.rows_written() > 0 {
+            self.bump_generation()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes instances whose last heartbeat is before `cutoff_ms`; returns how many.
+    pub fn purge_silent_since(&self, cutoff_ms: i64) -> Result<usize, ConnectError> {
+        let cursor = self.exec(
+            "DELETE FROM instances WHERE last_heartbeat_ms < ?",
+            vec![cutoff_ms.into()],
+        )?;
+        let removed = cursor.rows_written();
+        if removed > 0 {
+            self.bump_generation()?;
+        }
+        Ok(removed)
+    }
+
+    /// How many instances are registered, live or not.
+    pub fn count(&self) -> Result<i64, ConnectError> {
+        let rows: Vec<Count> = self.query("SELECT COUNT(*) AS n FROM instances", vec![])?;
+        Ok(rows.first().map_or(0, |c| c.n))
     }
 
     pub fn version_weights(&self, service: &str) -> Result<HashMap<String, u32>, ConnectError> {

@@ -34,7 +34,7 @@ export function workerConfigs(root = repoRoot) {
  */
 const LOCAL_VARS = { WORKMESH_FAULTS: "enabled" };
 
-function workerOptionsFor(configPath, port) {
+function workerOptionsFor(configPath, port, extraVars = {}) {
   const config = unstable_readConfig({ config: configPath });
   const { workerOptions, main } = unstable_getMiniflareWorkerOptions(configPath);
   const scriptPath = resolve(dirname(configPath), main ?? config.main);
@@ -45,7 +45,7 @@ function workerOptionsFor(configPath, port) {
     config,
     options: {
       ...workerOptions,
-      bindings: { ...workerOptions.bindings, ...LOCAL_VARS },
+      bindings: { ...workerOptions.bindings, ...LOCAL_VARS, ...(extraVars[config.name] ?? {}) },
       name: config.name,
       modules: true,
       scriptPath,
@@ -115,15 +115,18 @@ async function waitUntilAnswering(name, url, timeoutMs = 30_000) {
 
 /**
  * Starts every Worker of the mesh in one workerd.
- * @param {{root?: string, persistTo?: string|false, ephemeralPorts?: boolean, verbose?: boolean}} opts
- * `persistTo: false` keeps all state in memory (tests); `ephemeralPorts` lets the OS pick ports.
+ * @param {{root?: string, persistTo?: string|false, ephemeralPorts?: boolean, verbose?: boolean,
+ *          vars?: Record<string, Record<string, string>>}} opts
+ * `persistTo: false` keeps all state in memory (tests); `ephemeralPorts` lets the OS pick ports;
+ * `vars` (tests only) overrides vars per Worker name, merged over its wrangler config's,
+ * e.g. `{ registry: { WORKMESH_HEALTH_INTERVAL_MS: "200" } }`.
  */
 export async function startMesh(opts = {}) {
   const root = opts.root ?? repoRoot;
   const persistRoot = opts.persistTo === false ? null : resolve(opts.persistTo ?? join(root, ".wrangler/state/v3"));
   if (persistRoot) mkdirSync(persistRoot, { recursive: true });
 
-  const workers = workerConfigs(root).map((path) => ({ path, ...workerOptionsFor(path, opts.ephemeralPorts ? 0 : undefined) }));
+  const workers = workerConfigs(root).map((path) => ({ path, ...workerOptionsFor(path, opts.ephemeralPorts ? 0 : undefined, opts.vars) }));
   const mf = new Miniflare({
     workers: workers.map((w) => w.options),
     d1Persist: persistRoot ? join(persistRoot, "d1") : false,

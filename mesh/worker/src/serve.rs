@@ -11,6 +11,8 @@ use crate::{telemetry, WorkerRuntime};
 /// Answers one `fetch` event with the router's Connect services, plus the
 /// mesh's built-in ones: `workmesh.v1.Health` always, `workmesh.v1.Faults`
 /// and fault injection when the Worker's `WORKMESH_FAULTS` var enables them.
+/// Fault rules apply to every call but `workmesh.v1.Faults` itself,
+/// including the built-in `workmesh.v1.Health`.
 ///
 /// Every call except health checks gets a SERVER span (a child of the
 /// caller's `traceparent`, or a new trace when it is missing or malformed),
@@ -152,27 +154,28 @@ async fn route(
     let path = request.uri().path();
     let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
     let served_by_app = || router.service_names().contains(&service);
+    if faults::enabled(env) {
+        if service == FAULTS_SERVICE && !served_by_app() {
+            return faults::faults_router()
+                .handle(&WorkerRuntime, request)
+                .await;
+        }
+        // Faults apply before the built-in Health answers too, so a rule on
+        // `workmesh.v1.Health` fails the registry's active health checks.
+        let timeout_ms = request
+            .headers()
+            .get("connect-timeout-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let injection = faults::decide(path, timeout_ms, &WorkerRuntime);
+        if let Err(error) = faults::apply(injection).await {
+            return error_response(&error);
+        }
+    }
     if service == HEALTH_SERVICE && !served_by_app() {
         return health_router(router).handle(&WorkerRuntime, request).await;
     }
-    if !faults::enabled(env) {
-        return router.handle(&WorkerRuntime, request).await;
-    }
-    if service == FAULTS_SERVICE && !served_by_app() {
-        return faults::faults_router()
-            .handle(&WorkerRuntime, request)
-            .await;
-    }
-    let timeout_ms = request
-        .headers()
-        .get("connect-timeout-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let injection = faults::decide(path, timeout_ms, &WorkerRuntime);
-    match faults::apply(injection).await {
-        Ok(()) => router.handle(&WorkerRuntime, request).await,
-        Err(error) => error_response(&error),
-    }
+    router.handle(&WorkerRuntime, request).await
 }
 
 fn to_http_request(
