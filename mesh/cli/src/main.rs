@@ -11,6 +11,7 @@ mod call;
 mod project;
 mod setup;
 mod test;
+mod traces;
 mod up;
 
 use anyhow::Result;
@@ -71,6 +72,20 @@ enum Command {
         #[arg(long)]
         timeout_ms: Option<u64>,
     },
+    /// List recent traces from the console, or show one trace as a waterfall.
+    Traces {
+        /// A trace id (32 hex digits): show its spans; without it, list traces.
+        trace_id: Option<String>,
+        /// Only traces that include a span of this Connect service.
+        #[arg(long, conflicts_with = "trace_id")]
+        service: Option<String>,
+        /// How many traces to list (newest first).
+        #[arg(long, default_value_t = 20, conflicts_with = "trace_id")]
+        limit: u32,
+        /// Base URL of the console Worker; by default the local one.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Run every check and test: formatting, clippy, unit tests, wasm builds,
     /// deploy dry-runs and end-to-end tests against the local mesh.
     Test,
@@ -122,6 +137,12 @@ fn run(cli: Cli) -> Result<()> {
                 timeout_ms,
             },
         ),
+        Command::Traces {
+            trace_id,
+            service,
+            limit,
+            url,
+        } => traces::run(&project, trace_id, service, limit, url),
         Command::Test => test::run(&project),
     }
 }

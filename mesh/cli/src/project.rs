@@ -95,6 +95,14 @@ impl Project {
             .collect())
     }
 
+    /// The Worker named `name` (its wrangler config's `name`).
+    pub fn worker(&self, name: &str) -> Result<Worker> {
+        let mut workers = self.select_workers(&[name.to_owned()])?;
+        workers
+            .pop()
+            .with_context(|| format!("no Worker named {name:?}"))
+    }
+
     pub fn node_bin(&self, name: &str) -> PathBuf {
         self.root.join("node_modules/.bin").join(name)
     }
