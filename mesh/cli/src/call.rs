@@ -44,7 +44,7 @@ pub fn run(project: &Project, args: CallArgs) -> Result<()> {
 
     let base_url = match args.url {
         Some(url) => url,
-        None => local_url(project, &service)?,
+        None => project.local_url(&service)?,
     };
     let (content_type, body) = if args.json {
         ("application/json", Bytes::from(args.request.clone()))
@@ -155,17 +155,4 @@ fn find_method(pool: &DescriptorPool, target: &str) -> Result<MethodDescriptor> 
             known.join(", ")
         )
     })
-}
-
-/// The local mesh URL of the Worker that serves `service`.
-fn local_url(project: &Project, service: &str) -> Result<String> {
-    for worker in project.workers()? {
-        if worker.service.as_deref() == Some(service) {
-            let port = worker
-                .dev_port
-                .with_context(|| format!("{} has no [dev] port", worker.config.display()))?;
-            return Ok(format!("http://127.0.0.1:{port}"));
-        }
-    }
-    bail!("no Worker in wrangler/ has WORKMESH_SERVICE = {service:?}; pass --url")
 }

@@ -9,6 +9,7 @@
 mod build;
 mod call;
 mod project;
+mod registry;
 mod setup;
 mod test;
 mod traces;
@@ -71,6 +72,35 @@ enum Command {
         /// Deadline for the call, sent as Connect-Timeout-Ms.
         #[arg(long)]
         timeout_ms: Option<u64>,
+    },
+    /// List every instance the registry knows: version, endpoint, weight,
+    /// health, draining and ejection.
+    Services {
+        /// Only instances of this service (`shop.v1.CatalogService`).
+        #[arg(long)]
+        service: Option<String>,
+        /// Base URL of the registry Worker; by default the local mesh one.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Set the traffic weights of a service's versions (`v1=90 v2=10`);
+    /// replaces the previous weights, none clears them.
+    Weights {
+        /// Fully-qualified service name.
+        service: String,
+        /// `version=weight` pairs.
+        weights: Vec<String>,
+        /// Base URL of the registry Worker; by default the local mesh one.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Drain an instance: resolves stop returning it.
+    Drain {
+        /// Identifier of the instance.
+        instance_id: String,
+        /// Base URL of the registry Worker; by default the local mesh one.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// List recent traces from the console, or show one trace as a waterfall.
     Traces {
@@ -137,6 +167,13 @@ fn run(cli: Cli) -> Result<()> {
                 timeout_ms,
             },
         ),
+        Command::Services { service, url } => registry::services(&project, service, url),
+        Command::Weights {
+            service,
+            weights,
+            url,
+        } => registry::weights(&project, service, &weights, url),
+        Command::Drain { instance_id, url } => registry::drain(&project, instance_id, url),
         Command::Traces {
             trace_id,
             service,

@@ -95,6 +95,20 @@ impl Project {
             .collect())
     }
 
+    /// The local mesh URL of the Worker that serves `service` (the one whose
+    /// `WORKMESH_SERVICE` var names it), from its `[dev]` port.
+    pub fn local_url(&self, service: &str) -> Result<String> {
+        for worker in self.workers()? {
+            if worker.service.as_deref() == Some(service) {
+                let port = worker
+                    .dev_port
+                    .with_context(|| format!("{} has no [dev] port", worker.config.display()))?;
+                return Ok(format!("http://127.0.0.1:{port}"));
+            }
+        }
+        bail!("no Worker in wrangler/ has WORKMESH_SERVICE = {service:?}; pass --url")
+    }
+
     /// The Worker named `name` (its wrangler config's `name`).
     pub fn worker(&self, name: &str) -> Result<Worker> {
         let mut workers = self.select_workers(&[name.to_owned()])?;
