@@ -4,8 +4,8 @@
 //! per span in tree order, indented by depth, with a bar scaled to the
 //! trace's duration.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use workmesh::trace::tree::TreeKey;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Deserializer};
@@ -318,45 +318,13 @@ pub fn bar(offset: u64, duration: u64, total: u64, width: usize) -> String {
     out
 }
 
-/// Spans in tree order (each after its parent, siblings by start time, then
-/// id), with their depth. A span whose parent is not in the trace is a root.
+/// Spans in tree order with their depth (see [`workmesh::trace::tree::tree_order`]).
 fn tree_order(spans: &[Span]) -> Vec<(usize, &Span)> {
-    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-    let mut children: HashMap<Option<&str>, Vec<&Span>> = HashMap::new();
-    for span in spans {
-        let parent = span
-            .parent_span_id
-            .as_deref()
-            .filter(|p| ids.contains(p) && *p != span.span_id);
-        children.entry(parent).or_default().push(span);
-    }
-    for list in children.values_mut() {
-        list.sort_by(|a, b| {
-            (a.start_time_unix_nano, &a.span_id).cmp(&(b.start_time_unix_nano, &b.span_id))
-        });
-    }
-    let mut out = Vec::with_capacity(spans.len());
-    let mut seen = HashSet::new();
-    let mut stack: Vec<(usize, &Span)> = children
-        .get(&None)
-        .map(|roots| roots.iter().rev().map(|s| (0, *s)).collect())
-        .unwrap_or_default();
-    while let Some((depth, span)) = stack.pop() {
-        if !seen.insert(span.span_id.as_str()) {
-            continue;
-        }
-        out.push((depth, span));
-        if let Some(kids) = children.get(&Some(span.span_id.as_str())) {
-            stack.extend(kids.iter().rev().map(|s| (depth + 1, *s)));
-        }
-    }
-    // Spans only reachable through a parent cycle: show them flat at the end.
-    for span in spans {
-        if seen.insert(span.span_id.as_str()) {
-            out.push((0, span));
-        }
-    }
-    out
+    workmesh::trace::tree::tree_order(spans, |s| TreeKey {
+        span_id: &s.span_id,
+        parent_span_id: s.parent_span_id.as_deref(),
+        start: s.start_time_unix_nano,
+    })
 }
 
 fn format_ns(ns: u64) -> String {

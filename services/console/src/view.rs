@@ -1,8 +1,8 @@
 //! What the console shows: the JSON API's shapes and the two HTML pages
 //! (trace list, waterfall). Plain server-rendered HTML with inline CSS.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use workmesh::trace::tree::TreeKey;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,38 +70,15 @@ pub fn span_json(row: &SpanRow) -> Value {
     })
 }
 
-/// Spans in tree order (each after its parent, siblings by start time),
-/// with their depth. Spans whose parent is not in the trace (a caller
-/// outside the mesh, or not exported) are roots.
+/// Spans in tree order with their depth (see [`workmesh::trace::tree::tree_order`]):
+/// spans whose parent is not in the trace (a caller outside the mesh, or one
+/// that did not export) are roots.
 pub fn tree_order(spans: &[SpanRow]) -> Vec<(usize, &SpanRow)> {
-    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-    let mut children: HashMap<Option<&str>, Vec<&SpanRow>> = HashMap::new();
-    for span in spans {
-        let parent = span
-            .parent_span_id
-            .as_deref()
-            .filter(|parent| ids.contains(parent));
-        children.entry(parent).or_default().push(span);
-    }
-    for list in children.values_mut() {
-        list.sort_by(|a, b| a.start_ns.cmp(&b.start_ns));
-    }
-    let mut out = Vec::with_capacity(spans.len());
-    let mut stack: Vec<(usize, &SpanRow)> = children
-        .get(&None)
-        .map(|roots| roots.iter().rev().map(|s| (0, *s)).collect())
-        .unwrap_or_default();
-    let mut seen = HashSet::new();
-    while let Some((depth, span)) = stack.pop() {
-        if !seen.insert(span.span_id.as_str()) {
-            continue;
-        }
-        out.push((depth, span));
-        if let Some(kids) = children.get(&Some(span.span_id.as_str())) {
-            stack.extend(kids.iter().rev().map(|s| (depth + 1, *s)));
-        }
-    }
-    out
+    workmesh::trace::tree::tree_order(spans, |s| TreeKey {
+        span_id: &s.span_id,
+        parent_span_id: s.parent_span_id.as_deref(),
+        start: &s.start_ns,
+    })
 }
 
 pub fn escape(text: &str) -> String {

@@ -67,6 +67,7 @@ pub mod rpc;
 pub mod sampler;
 pub mod scope;
 pub mod span;
+pub mod tree;
 
 pub use context::{SpanId, TraceContext, TraceId};
 pub use layer::{TraceLayer, TraceService};
