@@ -3,8 +3,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { startMesh } from "./helpers.mjs";
+import { startMesh, workmesh } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
@@ -13,14 +12,6 @@ before(async () => {
 after(async () => {
   await mesh?.dispose();
 });
-
-function workmesh(...args) {
-  const res = spawnSync("cargo", ["workmesh", ...args], {
-    cwd: new URL("../..", import.meta.url).pathname,
-    encoding: "utf8",
-  });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-}
 
 test("call sends binary protobuf built from JSON and prints the answer as JSON", () => {
   const res = workmesh("call", "shop.v1.CatalogService/GetProduct", '{"sku":"SKU-0004"}', "--url", mesh.urls.catalog);

@@ -1,6 +1,7 @@
 // Shared helpers for the end-to-end tests: start the real Workers in workerd
 // (the same runner `cargo workmesh up` uses) and speak Connect to them.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,4 +39,13 @@ export async function getJson(baseUrl, path, message) {
   url.searchParams.set("message", JSON.stringify(message));
   const res = await fetch(url);
   return { status: res.status, headers: res.headers, body: await res.json() };
+}
+
+/** Runs `cargo workmesh …` from the repository root; returns {code, stdout, stderr}. */
+export function workmesh(...args) {
+  const res = spawnSync("cargo", ["workmesh", ...args], {
+    cwd: new URL("../..", import.meta.url).pathname,
+    encoding: "utf8",
+  });
+  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }

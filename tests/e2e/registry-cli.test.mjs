@@ -3,8 +3,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, workmesh } from "./helpers.mjs";
 
 const SERVICE = "shop.v1.CatalogService";
 
@@ -21,14 +20,6 @@ before(async () => {
 after(async () => {
   await mesh?.dispose();
 });
-
-function workmesh(...args) {
-  const res = spawnSync("cargo", ["workmesh", ...args], {
-    cwd: new URL("../..", import.meta.url).pathname,
-    encoding: "utf8",
-  });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-}
 
 /** The `services` table as objects keyed by the lower-cased header. */
 function parseTable(stdout) {

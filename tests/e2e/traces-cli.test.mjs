@@ -3,8 +3,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, workmesh } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
@@ -16,14 +15,6 @@ after(async () => {
 
 const ORDERS = "shop.v1.OrderService";
 const CATALOG = "shop.v1.CatalogService";
-
-function workmesh(...args) {
-  const res = spawnSync("cargo", ["workmesh", ...args], {
-    cwd: new URL("../..", import.meta.url).pathname,
-    encoding: "utf8",
-  });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-}
 
 async function consoleJson(path) {
   const res = await fetch(new URL(path, mesh.urls.console));

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use shop_contracts::v1::{LineItem, Money, Order};
+use worker::wasm_bindgen::JsValue;
 use worker::D1Database;
 use workmesh::ConnectError;
 
@@ -39,18 +40,7 @@ impl OrderStore {
     }
 
     pub async fn get(&self, order_id: &str) -> Result<Option<Order>, ConnectError> {
-        let row: Option<OrderRow> = self
-            .db
-            .prepare(format!("{SELECT_ORDER} WHERE order_id = ?1"))
-            .bind(&[order_id.into()])
-            .map_err(db_error)?
-            .first(None)
-            .await
-            .map_err(db_error)?;
-        match row {
-            Some(row) => Ok(Some(self.with_items(row).await?)),
-            None => Ok(None),
-        }
+        self.find_one("order_id = ?1", &[order_id.into()]).await
     }
 
     pub async fn find_by_request_id(
@@ -58,12 +48,23 @@ impl OrderStore {
         customer_id: &str,
         request_id: &str,
     ) -> Result<Option<Order>, ConnectError> {
+        self.find_one(
+            "customer_id = ?1 AND request_id = ?2",
+            &[customer_id.into(), request_id.into()],
+        )
+        .await
+    }
+
+    /// The one order matching `condition` (a WHERE clause on `orders`), with its items.
+    async fn find_one(
+        &self,
+        condition: &str,
+        bindings: &[JsValue],
+    ) -> Result<Option<Order>, ConnectError> {
         let row: Option<OrderRow> = self
             .db
-            .prepare(format!(
-                "{SELECT_ORDER} WHERE customer_id = ?1 AND request_id = ?2"
-            ))
-            .bind(&[customer_id.into(), request_id.into()])
+            .prepare(format!("{SELECT_ORDER} WHERE {condition}"))
+            .bind(bindings)
             .map_err(db_error)?
             .first(None)
             .await
