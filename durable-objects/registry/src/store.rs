@@ -368,6 +368,8 @@ fn to_instance(row: InstanceRow) -> Result<Instance, ConnectError> {
         ejected_until_ms: row.ejected_until_ms,
         times_ejected: row.times_ejected.clamp(0, i64::from(u32::MAX)) as u32,
         draining: row.draining != 0,
+        // Passive-health fields are filled once outcome reports are stored.
+        ..Instance::default()
     })
 }
 
