@@ -142,6 +142,7 @@ fn instance() -> impl Strategy<Value = mesh::Instance> {
             any::<u32>(),
             any::<bool>(),
         ),
+        (breaker_state(), any::<i64>(), any::<u64>(), any::<u64>()),
     )
         .prop_map(
             |(
@@ -155,6 +156,7 @@ fn instance() -> impl Strategy<Value = mesh::Instance> {
                     times_ejected,
                     draining,
                 ),
+                (breaker_state, breaker_reported_at_ms, reported_successes, reported_failures),
             )| mesh::Instance {
                 service,
                 instance_id,
@@ -169,6 +171,10 @@ fn instance() -> impl Strategy<Value = mesh::Instance> {
                 ejected_until_ms,
                 times_ejected,
                 draining,
+                breaker_state: breaker_state as i32,
+                breaker_reported_at_ms,
+                reported_successes,
+                reported_failures,
             },
         )
 }
@@ -207,16 +213,29 @@ fn outcome() -> impl Strategy<Value = mesh::Outcome> {
         any::<u64>(),
         any::<u64>(),
         any::<u64>(),
+        breaker_state(),
     )
         .prop_map(
-            |(instance_id, successes, failures, latency_sum_ms, latency_count)| mesh::Outcome {
-                instance_id,
-                successes,
-                failures,
-                latency_sum_ms,
-                latency_count,
+            |(instance_id, successes, failures, latency_sum_ms, latency_count, breaker_state)| {
+                mesh::Outcome {
+                    instance_id,
+                    successes,
+                    failures,
+                    latency_sum_ms,
+                    latency_count,
+                    breaker_state: breaker_state as i32,
+                }
             },
         )
+}
+
+fn breaker_state() -> impl Strategy<Value = mesh::BreakerState> {
+    prop_oneof![
+        Just(mesh::BreakerState::Unspecified),
+        Just(mesh::BreakerState::Closed),
+        Just(mesh::BreakerState::Open),
+        Just(mesh::BreakerState::HalfOpen),
+    ]
 }
 
 fn serving_status() -> impl Strategy<Value = mesh::ServingStatus> {
