@@ -5,6 +5,22 @@
 //! The Worker in front of it forwards each call to the single `mesh` object,
 //! so all writers see one consistent table; clients cache what they resolve,
 //! so the registry is off the hot path of ordinary requests.
+//!
+//! What it keeps per instance and why:
+//! - **Liveness**: instances heartbeat; one silent for the heartbeat TTL
+//!   (`WORKMESH_HEARTBEAT_TTL_MS`, 30 s) is no longer resolved, and one
+//!   silent for ten TTLs is deleted.
+//! - **Active health** ([`health`]): the object's alarm probes every live
+//!   instance's `workmesh.v1.Health/Check` and flips it unhealthy / healthy
+//!   on consecutive results (`WORKMESH_HEALTH_*`).
+//! - **Passive health** (`ReportOutcomes`, rules in [`model::passive`]):
+//!   clients report call outcomes per instance in batches that are counted
+//!   once per `report_id`; the registry sums them, keeps the worst recent
+//!   breaker state callers report, and ejects outliers for a growing time,
+//!   never more than half of a service (`WORKMESH_EJECTION_*`).
+//!
+//! Resolve answers only live, healthy, non-ejected, non-draining instances,
+//! with a version token that changes whenever that answer would.
 
 mod health;
 mod model;
@@ -18,7 +34,7 @@ use workmesh::proto::v1::registry_server::RegistryServer;
 use workmesh::ConnectError;
 use workmesh_worker::Router;
 
-use crate::model::HealthConfig;
+use crate::model::RegistryConfig;
 use crate::service::RegistryService;
 use crate::store::Store;
 
@@ -36,26 +52,28 @@ pub struct Registry {
     router: Router,
     state: Rc<State>,
     env: Env,
-    /// The active health check config; `Err` (a bad var) fails every call.
-    health: Result<HealthConfig, ConnectError>,
+    /// The registry's config from its vars; `Err` (a bad var) fails every call.
+    config: Result<RegistryConfig, ConnectError>,
 }
 
 impl DurableObject for Registry {
     fn new(state: State, env: Env) -> Self {
         let store = Store::new(state.storage().sql());
-        let health = HealthConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        let interval_ms = health.as_ref().map_or(0, |c| c.interval_ms);
-        let service = RegistryService::new(store, state.storage(), interval_ms);
+        let config = RegistryConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        // With a bad var every call fails before reaching the service, so the
+        // defaults it gets then are never used.
+        let service_config = config.as_ref().copied().unwrap_or_default();
+        let service = RegistryService::new(store, state.storage(), service_config);
         Registry {
             router: Router::new().add(RegistryServer::new(service)),
             state: Rc::new(state),
             env,
-            health,
+            config,
         }
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        if let Err(error) = &self.health {
+        if let Err(error) = &self.config {
             return workmesh_worker::error_to_worker(error);
         }
         // A Durable Object has no `Context`: its spans go out through the
@@ -69,14 +87,14 @@ impl DurableObject for Registry {
 
     async fn alarm(&self) -> worker::Result<worker::Response> {
         let storage = self.state.storage();
-        let config = match &self.health {
+        let config = match &self.config {
             Ok(config) => *config,
             Err(error) => {
                 // Calls already fail with this error; keep the alarm alive so
                 // probing resumes once the var is fixed and redeployed.
                 worker::console_error!("registry health checks are off: {}", error.message);
                 storage
-                    .set_alarm(i64::from(HealthConfig::default().interval_ms))
+                    .set_alarm(i64::from(RegistryConfig::default().health.interval_ms))
                     .await?;
                 return worker::Response::ok("health config invalid");
             }
@@ -90,7 +108,9 @@ impl DurableObject for Registry {
             }
         };
         if rearm {
-            storage.set_alarm(i64::from(config.interval_ms)).await?;
+            storage
+                .set_alarm(i64::from(config.health.interval_ms))
+                .await?;
         }
         worker::Response::ok("health round done")
     }
