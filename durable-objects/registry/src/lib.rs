@@ -10,17 +10,40 @@
 //! - **Liveness**: instances heartbeat; one silent for the heartbeat TTL
 //!   (`WORKMESH_HEARTBEAT_TTL_MS`, 30 s) is no longer resolved, and one
 //!   silent for ten TTLs is deleted.
-//! - **Active health** ([`health`]): the object's alarm probes every live
+//! - **Active health** (`health.rs`): the object's alarm probes every live
 //!   instance's `workmesh.v1.Health/Check` and flips it unhealthy / healthy
 //!   on consecutive results (`WORKMESH_HEALTH_*`).
-//! - **Passive health** (`ReportOutcomes`, rules in [`model::passive`]):
+//! - **Passive health** (`ReportOutcomes`, rules in `model/passive.rs`):
 //!   clients report call outcomes per instance in batches that are counted
 //!   once per `report_id`; the registry sums them, keeps the worst recent
 //!   breaker state callers report, and ejects outliers for a growing time,
 //!   never more than half of a service (`WORKMESH_EJECTION_*`).
 //!
 //! Resolve answers only live, healthy, non-ejected, non-draining instances,
-//! with a version token that changes whenever that answer would.
+//! with a version token that changes whenever that answer would (writes that
+//! change routability, ejections included, bump a generation; expiry and the
+//! end of an ejection change the routable set itself). Outcome totals and
+//! breaker states ride along in the instances but do not change the token:
+//! they change with every report and would void every cached answer.
+//!
+//! Configuration (vars of the registry Worker; a bad value fails every call
+//! with `failed_precondition` naming the var):
+//!
+//! | var | default | meaning |
+//! |---|---|---|
+//! | `WORKMESH_HEARTBEAT_TTL_MS` | 30000 | silent this long: not resolved (heartbeat asked every TTL/3; deleted after 10 TTLs) |
+//! | `WORKMESH_HEALTH_INTERVAL_MS` | 5000 | probe interval |
+//! | `WORKMESH_HEALTH_TIMEOUT_MS` | 500 | probe timeout |
+//! | `WORKMESH_HEALTH_UNHEALTHY_THRESHOLD` | 3 | consecutive failed probes to mark unhealthy |
+//! | `WORKMESH_HEALTH_HEALTHY_THRESHOLD` | 2 | consecutive passed probes to mark healthy |
+//! | `WORKMESH_EJECTION_CONSECUTIVE_FAILURES` | 5 | reported failures in a row that eject |
+//! | `WORKMESH_EJECTION_SUCCESS_RATE_PERCENT` | 80 | a success rate below this over the window ejects (0: off) |
+//! | `WORKMESH_EJECTION_MIN_CALLS` | 5 | calls in the window the rate rule needs |
+//! | `WORKMESH_EJECTION_WINDOW_MS` | 10000 | success-rate window |
+//! | `WORKMESH_EJECTION_BASE_MS` | 30000 | first ejection; the n-th lasts n times as long |
+//! | `WORKMESH_EJECTION_MAX_MS` | 300000 | longest ejection (at least the base) |
+//! | `WORKMESH_EJECTION_MAX_PERCENT` | 50 | most of a service's live instances ejected at once |
+//! | `WORKMESH_EJECTION_DECAY_MS` | 300000 | ejection-free time after which `times_ejected` resets |
 
 mod health;
 mod model;
