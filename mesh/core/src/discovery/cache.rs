@@ -145,19 +145,26 @@ impl ResolutionCache {
             entry.attempted = true;
             entry.refresh_started = Some(now);
         }
-        let usable = match &entry.current {
-            Some((resolution, at)) if !resolution.instances.is_empty() => {
-                Some((resolution.clone(), *at))
-            }
-            _ => entry.last_usable.clone(),
-        };
+        let usable = self.usable(service, now);
         Plan {
-            freshness: usable
-                .as_ref()
-                .map(|(_, at)| freshness(&policy, *at, now)),
+            freshness: usable.as_ref().map(|(_, f)| *f),
             resolution: usable.map(|(resolution, _)| resolution),
             refresh,
         }
+    }
+
+    /// The answer to route `service` by, without planning a refresh: the
+    /// latest one if it lists instances, else the last one that did.
+    pub fn usable(&self, service: &str, now: Instant) -> Option<(Rc<Resolution>, Freshness)> {
+        let entry = self.entries.get(service)?;
+        let (resolution, at) = match &entry.current {
+            Some((resolution, at)) if !resolution.instances.is_empty() => (resolution, at),
+            _ => {
+                let (resolution, at) = entry.last_usable.as_ref()?;
+                (resolution, at)
+            }
+        };
+        Some((resolution.clone(), self.freshness_of(*at, now)))
     }
 
     /// The `version_token` to send when refreshing `service` (empty if none).

@@ -26,8 +26,13 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum State {
-    Unregistered { retry_at: Option<Instant> },
-    Registered { interval: Duration, next_beat: Instant },
+    Unregistered {
+        retry_at: Option<Instant>,
+    },
+    Registered {
+        interval: Duration,
+        next_beat: Instant,
+    },
 }
 
 /// One instance's registration with the registry; see the module docs.

@@ -15,7 +15,11 @@ use crate::{Code, Instant, Runtime};
 pub fn blames_instance(code: Code) -> bool {
     matches!(
         code,
-        Code::Unavailable | Code::Internal | Code::DeadlineExceeded | Code::Unknown | Code::DataLoss
+        Code::Unavailable
+            | Code::Internal
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::DataLoss
     )
 }
 

@@ -59,14 +59,20 @@ async fn fresh_then_stale_then_expired() {
     cache.resolved(SVC, answer("t1", vec![instance("a", "v1")], &[]), rt.now());
 
     let warm = cache.plan(SVC, rt.now());
-    assert_eq!((warm.freshness, warm.refresh), (Some(Freshness::Fresh), Refresh::None));
+    assert_eq!(
+        (warm.freshness, warm.refresh),
+        (Some(Freshness::Fresh), Refresh::None)
+    );
     assert_eq!(ids(&warm), ["a"]);
 
     advance(&rt, 4_999).await;
     assert_eq!(cache.plan(SVC, rt.now()).refresh, Refresh::None);
     advance(&rt, 1).await;
     let stale = cache.plan(SVC, rt.now());
-    assert_eq!((stale.freshness, stale.refresh), (Some(Freshness::Stale), Refresh::Background));
+    assert_eq!(
+        (stale.freshness, stale.refresh),
+        (Some(Freshness::Stale), Refresh::Background)
+    );
     assert_eq!(ids(&stale), ["a"], "a stale answer still routes");
     // The refresh is claimed: concurrent calls do not start another.
     assert_eq!(cache.plan(SVC, rt.now()).refresh, Refresh::None);
@@ -75,13 +81,20 @@ async fn fresh_then_stale_then_expired() {
     // Not modified: the same answer is fresh again.
     cache.resolved(SVC, not_modified("t1"), rt.now());
     let renewed = cache.plan(SVC, rt.now());
-    assert_eq!((renewed.freshness, renewed.refresh), (Some(Freshness::Fresh), Refresh::None));
+    assert_eq!(
+        (renewed.freshness, renewed.refresh),
+        (Some(Freshness::Fresh), Refresh::None)
+    );
 
     // Past TTL + stale window with every refresh failing: expired, still the last known.
     advance(&rt, 305_000).await;
     let expired = cache.plan(SVC, rt.now());
     assert_eq!(expired.freshness, Some(Freshness::Expired));
-    assert_eq!(expired.refresh, Refresh::Background, "never inline once warm");
+    assert_eq!(
+        expired.refresh,
+        Refresh::Background,
+        "never inline once warm"
+    );
     assert_eq!(ids(&expired), ["a"]);
 }
 
@@ -93,7 +106,11 @@ async fn failures_back_off_one_ttl_and_never_go_inline_again() {
     cache.failed(SVC, rt.now());
 
     let after = cache.plan(SVC, rt.now());
-    assert_eq!((after.resolution, after.refresh), (None, Refresh::None), "static, no retry storm");
+    assert_eq!(
+        (after.resolution, after.refresh),
+        (None, Refresh::None),
+        "static, no retry storm"
+    );
     advance(&rt, 5_000).await;
     assert_eq!(cache.plan(SVC, rt.now()).refresh, Refresh::Background);
     cache.failed(SVC, rt.now());
@@ -124,7 +141,11 @@ async fn an_answer_without_instances_falls_back_to_the_last_one_with_instances()
 
     let plan = cache.plan(SVC, rt.now());
     assert_eq!(ids(&plan), ["a"]);
-    assert_eq!(plan.freshness, Some(Freshness::Stale), "the fallback keeps its own age");
+    assert_eq!(
+        plan.freshness,
+        Some(Freshness::Stale),
+        "the fallback keeps its own age"
+    );
     // The token is the latest answer's, so an unchanged empty answer stays cheap.
     assert_eq!(cache.known_token(SVC), "t2");
 
@@ -165,7 +186,11 @@ fn split(resolution: &Resolution, picks: usize, seed: u64) -> HashMap<String, us
 #[test]
 fn ninety_ten_split_within_three_points_over_ten_thousand_picks() {
     let r = resolution(
-        vec![instance("a", "v1"), instance("b", "v1"), instance("c", "v2")],
+        vec![
+            instance("a", "v1"),
+            instance("b", "v1"),
+            instance("c", "v2"),
+        ],
         &[("v1", 90), ("v2", 10)],
     );
     for seed in [1, 7, 42, 1234] {
@@ -179,9 +204,17 @@ fn ninety_ten_split_within_three_points_over_ten_thousand_picks() {
 #[test]
 fn all_or_nothing_weights() {
     let both = vec![instance("a", "v1"), instance("c", "v2")];
-    let to_v1 = split(&resolution(both.clone(), &[("v1", 100), ("v2", 0)]), 1_000, 3);
+    let to_v1 = split(
+        &resolution(both.clone(), &[("v1", 100), ("v2", 0)]),
+        1_000,
+        3,
+    );
     assert_eq!(to_v1, HashMap::from([("v1".to_owned(), 1_000)]));
-    let to_v2 = split(&resolution(both.clone(), &[("v1", 0), ("v2", 100)]), 1_000, 3);
+    let to_v2 = split(
+        &resolution(both.clone(), &[("v1", 0), ("v2", 100)]),
+        1_000,
+        3,
+    );
     assert_eq!(to_v2, HashMap::from([("v2".to_owned(), 1_000)]));
     // A version left out of the weights gets nothing while any weight is set.
     let left_out = split(&resolution(both, &[("v2", 5)]), 1_000, 3);
@@ -192,7 +225,12 @@ fn all_or_nothing_weights() {
 fn no_weights_means_every_version_weighs_the_same() {
     // Three v1 instances and one v2: versions, not instances, split evenly.
     let r = resolution(
-        vec![instance("a", "v1"), instance("b", "v1"), instance("c", "v1"), instance("d", "v2")],
+        vec![
+            instance("a", "v1"),
+            instance("b", "v1"),
+            instance("c", "v1"),
+            instance("d", "v2"),
+        ],
         &[],
     );
     assert_eq!(version_shares(&r), vec![("v1", 1), ("v2", 1)]);
@@ -212,7 +250,10 @@ fn drained_and_empty_answers() {
     let empty = resolution(vec![], &[("v1", 90), ("v2", 10)]);
     assert_eq!(pick_version(&empty, 0.3), None);
     // The edges of the unit interval stay in range.
-    let r = resolution(vec![instance("a", "v1"), instance("c", "v2")], &[("v1", 90), ("v2", 10)]);
+    let r = resolution(
+        vec![instance("a", "v1"), instance("c", "v2")],
+        &[("v1", 90), ("v2", 10)],
+    );
     assert_eq!(pick_version(&r, 0.0), Some("v1"));
     assert_eq!(pick_version(&r, 0.899), Some("v1"));
     assert_eq!(pick_version(&r, 0.9), Some("v2"));
@@ -240,14 +281,23 @@ async fn outcomes_batch_per_instance_at_most_once_per_interval() {
     assert_eq!(batch.len(), 2);
     let a = &batch[0];
     assert_eq!(
-        (a.instance_id.as_str(), a.successes, a.failures, a.latency_sum_ms, a.latency_count),
+        (
+            a.instance_id.as_str(),
+            a.successes,
+            a.failures,
+            a.latency_sum_ms,
+            a.latency_count
+        ),
         ("a", 1, 1, 40, 2)
     );
     assert_eq!(a.breaker_state, BreakerState::Open as i32);
     assert_eq!(batch[1].breaker_state, BreakerState::Closed as i32);
 
     recorder.record("a", false, Duration::from_millis(1));
-    assert!(recorder.take(rt.now(), breaker).is_none(), "within the interval");
+    assert!(
+        recorder.take(rt.now(), breaker).is_none(),
+        "within the interval"
+    );
     advance(&rt, 1_999).await;
     assert!(!recorder.due(rt.now()));
     advance(&rt, 1).await;
@@ -273,7 +323,11 @@ fn blame_follows_the_contract() {
     for code in [Code::Unavailable, Code::Internal, Code::DeadlineExceeded] {
         assert!(blames_instance(code), "{code:?}");
     }
-    for code in [Code::NotFound, Code::InvalidArgument, Code::PermissionDenied] {
+    for code in [
+        Code::NotFound,
+        Code::InvalidArgument,
+        Code::PermissionDenied,
+    ] {
         assert!(!blames_instance(code), "{code:?}");
     }
 }
@@ -285,7 +339,10 @@ fn report_ids_are_v4_uuids_and_differ() {
     let b = report_id(&rt);
     assert_ne!(a, b);
     let groups: Vec<&str> = a.split('-').collect();
-    assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+    assert_eq!(
+        groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+        [8, 4, 4, 4, 12]
+    );
     assert!(groups[2].starts_with('4'), "{a}");
     assert!(matches!(&groups[3][..1], "8" | "9" | "a" | "b"), "{a}");
 }

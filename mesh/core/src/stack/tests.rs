@@ -199,7 +199,10 @@ async fn balanced_with_keeps_breakers_across_rebuilds() {
     for _ in 0..3 {
         call(&mut client, request(READ, None)).await.unwrap_err();
     }
-    assert!(matches!(breakers["a"].handle().state(), BreakerState::Open { .. }));
+    assert!(matches!(
+        breakers["a"].handle().state(),
+        BreakerState::Open { .. }
+    ));
 
     // A new answer lists "a" again, next to a new "b": a's breaker is still open.
     let (a_again, a_svc) = mock(rt.clone(), Reply::Ok);
