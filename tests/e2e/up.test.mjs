@@ -49,7 +49,7 @@ async function runUpThenSignal(signal) {
       if (output.includes("Ctrl-C to stop.")) {
         clearTimeout(timer);
         const found = {};
-        for (const [, name, url] of output.matchAll(/^\s+(\w+)\s+(http:\/\/\S+)$/gm)) found[name] = url;
+        for (const [, name, url] of output.matchAll(/^\s+([\w-]+)\s+(http:\/\/\S+)$/gm)) found[name] = url;
         resolve(found);
       }
     });
