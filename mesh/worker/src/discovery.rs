@@ -30,7 +30,18 @@
 //!
 //! An instance's endpoint is a binding name (the caller must have a
 //! `[[services]]` binding of that name; instances it cannot reach are
-//! skipped, with a warning) or an http(s) URL (called with `fetch`).
+//! skipped, with a warning) or an http(s) URL (called with `fetch`). A
+//! picked version none of whose instances is reachable routes the call to
+//! the static binding.
+//!
+//! # Outcomes
+//!
+//! Every attempt sent to a discovered instance is counted for it: a success,
+//! or a failure when its Connect code blames the instance
+//! (`workmesh::discovery::blames_instance`). An attempt dropped before it
+//! answered counts as a failure: that is almost always a per-try timeout,
+//! though a caller abandoning sibling calls (`try_join_all` after one failed)
+//! is counted the same way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
