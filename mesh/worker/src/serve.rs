@@ -226,7 +226,14 @@ pub fn error_to_worker(error: &ConnectError) -> worker::Result<worker::Response>
 fn to_worker_response(response: http::Response<Bytes>) -> worker::Result<worker::Response> {
     let (parts, body) = response.into_parts();
     let headers = worker::Headers::from(&parts.headers);
-    Ok(worker::Response::from_bytes(body.to_vec())?
+    let response = worker::Response::from_bytes(body.to_vec())?
         .with_status(parts.status.as_u16())
-        .with_headers(headers))
+        .with_headers(headers);
+    // The router already compressed the body when it set `content-encoding`;
+    // left on `Automatic`, workerd would compress it a second time.
+    Ok(if parts.headers.contains_key(http::header::CONTENT_ENCODING) {
+        response.with_encode_body(worker::EncodeBody::Manual)
+    } else {
+        response
+    })
 }
