@@ -13,6 +13,7 @@
 //! needs an access check (not done yet).
 
 pub mod otlp;
+pub mod otlp_json;
 pub mod view;
 
 use serde_json::json;
@@ -20,7 +21,7 @@ use wasm_bindgen::JsValue;
 use worker::{event, Context, D1Database, Env, Method, Request, Response};
 use workmesh_worker::Router;
 
-use crate::otlp::SpanRow;
+use crate::otlp::{Encoding, SpanRow};
 use crate::view::TraceRow;
 
 /// The largest export body accepted.
@@ -122,25 +123,53 @@ fn list_query(req: &Request) -> worker::Result<(String, u32)> {
     Ok((service, limit))
 }
 
-async fn ingest(mut req: Request, db: &D1Database) -> worker::Result<Response> {
-    let content_type = req
-        .headers()
-        .get("content-type")?
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if !content_type.starts_with(workmesh::trace::otlp::PROTOBUF) {
-        return Response::error(
-            "only OTLP/HTTP protobuf (application/x-protobuf) is accepted",
+/// An OTLP/HTTP error response: a `google.rpc.Status` body in the
+/// request's encoding.
+fn otlp_error(encoding: Option<Encoding>, status: u16, message: &str) -> worker::Result<Response> {
+    let code = if status == 401 {
+        otlp::UNAUTHENTICATED
+    } else {
+        otlp::INVALID_ARGUMENT
+    };
+    let (body, content_type) = otlp::error_body(encoding, code, message);
+    let mut response = Response::from_bytes(body)?.with_status(status);
+    response.headers_mut().set("content-type", content_type)?;
+    Ok(response)
+}
+
+/// The encoding and body of an OTLP/HTTP export, or the error response.
+async fn export_body(req: &mut Request) -> worker::Result<Result<(Encoding, Vec<u8>), Response>> {
+    let content_type = req.headers().get("content-type")?.unwrap_or_default();
+    let Some(encoding) = Encoding::from_content_type(&content_type) else {
+        return otlp_error(
+            None,
             415,
-        );
-    }
+            &format!(
+                "content-type {content_type:?} is not OTLP/HTTP: send application/x-protobuf or application/json"
+            ),
+        )
+        .map(Err);
+    };
     let body = req.bytes().await?;
     if body.len() > MAX_BODY_BYTES {
-        return Response::error(format!("export larger than {MAX_BODY_BYTES} bytes"), 413);
+        return otlp_error(
+            Some(encoding),
+            413,
+            &format!("export larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .map(Err);
     }
-    let decoded = match otlp::decode_export(&body) {
+    Ok(Ok((encoding, body)))
+}
+
+async fn ingest(mut req: Request, db: &D1Database) -> worker::Result<Response> {
+    let (encoding, body) = match export_body(&mut req).await? {
+        Ok(export) => export,
+        Err(response) => return Ok(response),
+    };
+    let decoded = match otlp::decode_traces(encoding, &body) {
         Ok(decoded) => decoded,
-        Err(message) => return Response::error(message, 400),
+        Err(message) => return otlp_error(Some(encoding), 400, &message),
     };
     for chunk in decoded.rows.chunks(BATCH) {
         let statements = chunk
@@ -149,11 +178,16 @@ async fn ingest(mut req: Request, db: &D1Database) -> worker::Result<Response> {
             .collect::<worker::Result<Vec<_>>>()?;
         db.batch(statements).await?;
     }
-    let body = otlp::encode_response(decoded.rejected, "spans with invalid trace or span ids");
+    let body = otlp::export_response(
+        encoding,
+        decoded.rejected,
+        "rejectedSpans",
+        "spans with invalid trace or span ids",
+    );
     let mut response = Response::from_bytes(body)?;
     response
         .headers_mut()
-        .set("content-type", workmesh::trace::otlp::PROTOBUF)?;
+        .set("content-type", encoding.content_type())?;
     Ok(response)
 }
 
