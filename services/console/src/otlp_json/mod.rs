@@ -208,7 +208,7 @@ fn enum_field(
 fn hex_id(obj: &Obj, camel: &str, snake: &str, path: &str) -> Result<Vec<u8>, String> {
     let text = string(obj, camel, snake, path)?;
     let bad = || format!("{}: expected a hex string, got {text:?}", join(path, camel));
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..text.len())
