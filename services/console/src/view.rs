@@ -302,11 +302,11 @@ pub fn map_page(edges: &[crate::map::Edge], since: &str, error: Option<&str>) ->
         };
         let _ = write!(
             body,
-            "<tr{class}><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.3}/s</td><td class=\"n\">{:.1}%</td><td class=\"n\">{:.1} ms</td><td class=\"n\">{:.1} ms</td></tr>",
+            "<tr{class}><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td><td class=\"n\">{:.1} ms</td><td class=\"n\">{:.1} ms</td></tr>",
             escape(&edge.caller),
             escape(&edge.callee),
             edge.calls,
-            edge.rate,
+            rate(edge.rate),
             edge.error_rate * 100.0,
             edge.p50_ms,
             edge.p99_ms,
@@ -314,6 +314,15 @@ pub fn map_page(edges: &[crate::map::Edge], since: &str, error: Option<&str>) ->
     }
     body.push_str("</table>");
     page("workmesh service map", "/map", &body)
+}
+
+/// A rate readable at any size: per second from 1/s up, per minute below.
+pub fn rate(per_second: f64) -> String {
+    if per_second >= 1.0 {
+        format!("{per_second:.1}/s")
+    } else {
+        format!("{:.2}/min", per_second * 60.0)
+    }
 }
 
 fn ms(value: Option<f64>) -> String {
@@ -343,12 +352,12 @@ pub fn metrics_page(
         let class = if m.errors > 0.0 { " class=\"err\"" } else { "" };
         let _ = write!(
             body,
-            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.3}/s</td><td class=\"n\">{:.1}%</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&m.side),
             escape(&m.service),
             escape(&m.method),
             m.requests,
-            m.rate,
+            rate(m.rate),
             m.error_rate * 100.0,
             ms(m.p50_ms),
             ms(m.p99_ms),
@@ -543,5 +552,12 @@ mod tests {
         assert_eq!(value["startTimeUnixNano"], "1000000");
         assert_eq!(value["parentSpanId"], Value::Null);
         assert_eq!(value["kind"], "SERVER");
+    }
+
+    #[test]
+    fn rates_switch_to_per_minute_below_one_per_second() {
+        assert_eq!(rate(2.34), "2.3/s");
+        assert_eq!(rate(1.0 / 3600.0), "0.02/min");
+        assert_eq!(rate(0.5), "30.00/min");
     }
 }

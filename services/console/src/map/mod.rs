@@ -180,10 +180,10 @@ pub fn svg(edges: &[Edge]) -> String {
         let _ = write!(
             out,
             "<line x1=\"{ax:.0}\" y1=\"{ay:.0}\" x2=\"{bx:.0}\" y2=\"{by:.0}\" stroke=\"{color}\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"/>\
-             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{color}\">{:.2}/s p99 {:.1} ms</text>",
+             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{color}\">{} p99 {:.1} ms</text>",
             (ax + bx) / 2.0,
             (ay + by) / 2.0 - 4.0,
-            edge.rate,
+            crate::view::rate(edge.rate),
             edge.p99_ms,
         );
     }
