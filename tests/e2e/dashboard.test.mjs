@@ -105,11 +105,19 @@ test("list → waterfall → service map in Chromium", async () => {
   assert.equal(await page.locator("svg rect").count() >= 2, true, "the graph draws both services");
   await shot("03-service-map");
 
-  // The other pages render too (registry and metrics may be empty here).
+  // The registry page: an instance registered here shows with its state.
+  const reg = await callJson(mesh.urls.registry, "/workmesh.v1.Registry/Register", {
+    instance: { service: CATALOG, instanceId: "catalog-dash-1", version: "v2", binding: "CATALOG", weight: 90 },
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
   await page.click("nav >> text=Registry");
   await page.waitForURL("**/registry");
   assert.equal(await page.locator("h1").textContent(), "Registry");
+  const instance = await page.locator("tr", { hasText: "catalog-dash-1" }).locator("td").allTextContents();
+  assert.deepEqual(instance.slice(0, 7), [CATALOG, "catalog-dash-1", "v2", "binding CATALOG", "healthy", "90", "no"]);
   await shot("04-registry");
+
+  // Metrics may be empty here (only exporters that send RED metrics fill it).
   await page.click("nav >> text=Metrics");
   await page.waitForURL("**/metrics");
   assert.equal(await page.locator("h1").textContent(), "Metrics");

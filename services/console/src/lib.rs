@@ -75,10 +75,11 @@ const INSERT_POINT: &str = "INSERT OR REPLACE INTO metric_points (service, insta
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// The points a metrics page reads: every series' points up to the
-/// window's end (earlier points are the baselines of cumulative series).
+/// window's end (earlier points are the baselines of cumulative series),
+/// the newest 50 000 when there are more.
 const POINTS_SQL: &str = "SELECT service, instance, metric, rpc_service, rpc_method, code, \
      start_ns, time_ns, temporality, value, sum, bucket_counts, bounds FROM metric_points \
-     WHERE time_ns <= ?1 AND metric LIKE 'rpc.%' ORDER BY time_ns LIMIT 50000";
+     WHERE time_ns <= ?1 AND metric LIKE 'rpc.%' ORDER BY time_ns DESC LIMIT 50000";
 
 const TRACE_SPANS: &str = "SELECT trace_id, span_id, parent_span_id, service, name, kind, \
      start_ns, end_ns, status_code, status_message, attributes, events \
