@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { startMesh, callJson, tempStateDir } from "./helpers.mjs";
 
 const instance = (id, version = "v1") => ({
@@ -136,4 +137,107 @@ test("active health checks mark a failing instance unhealthy and bring it back",
   await setCatalogFaults([]);
   await eventually("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
   assert.deepEqual(await resolvedIds(), ["catalog-probed"]);
+});
+
+/** Polls `predicate` until it returns true, failing with its last value. */
+async function eventually(what, predicate, timeoutMs = 4000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await predicate();
+    if (last === true) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+}
+
+test("active health checks probe URL endpoints with fetch", async (t) => {
+  // A tiny instance outside the mesh: answers Health/Check in Connect JSON,
+  // serving or 503 as the test says.
+  let serving = true;
+  const probes = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      probes.push({ method: req.method, url: req.url, contentType: req.headers["content-type"], body });
+      if (req.method !== "POST" || req.url !== "/workmesh.v1.Health/Check") {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ code: "not_found" }));
+      } else if (serving) {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "SERVING_STATUS_SERVING" }));
+      } else {
+        res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ code: "unavailable", message: "down" }));
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const url = `http://127.0.0.1:${server.address().port}`;
+
+  const mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: { registry: { WORKMESH_HEALTH_INTERVAL_MS: "150", WORKMESH_HEALTH_TIMEOUT_MS: "500" } },
+  });
+  t.after(() => mesh.dispose());
+  const registry = (method, msg) => callJson(mesh.urls.registry, `/workmesh.v1.Registry/${method}`, msg);
+  const service = "test.v1.UrlService";
+  const health = async () => (await registry("List", { service })).body.instances[0].health;
+  const resolvedIds = async () => ((await registry("Resolve", { service })).body.instances ?? []).map((i) => i.instanceId);
+
+  const reg = await registry("Register", { instance: { service, instanceId: "url-1", url } });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  await eventually("the registry probed the URL", async () => probes.length >= 2 || probes.length);
+  assert.deepEqual(
+    { method: probes[0].method, url: probes[0].url, contentType: probes[0].contentType, body: probes[0].body },
+    { method: "POST", url: "/workmesh.v1.Health/Check", contentType: "application/json", body: "{}" },
+  );
+  assert.equal(await health(), "HEALTH_STATE_HEALTHY");
+
+  serving = false;
+  await eventually("List shows it unhealthy", async () => (await health()) === "HEALTH_STATE_UNHEALTHY" || (await health()));
+  assert.deepEqual(await resolvedIds(), []);
+
+  serving = true;
+  await eventually("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
+  assert.deepEqual(await resolvedIds(), ["url-1"]);
+});
+
+test("instances that stop heartbeating leave Resolve after the heartbeat TTL", async (t) => {
+  const TTL = 1500;
+  const mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: { registry: { WORKMESH_HEARTBEAT_TTL_MS: String(TTL) } },
+  });
+  t.after(() => mesh.dispose());
+  const registry = (method, msg) => callJson(mesh.urls.registry, `/workmesh.v1.Registry/${method}`, msg);
+  const service = "shop.v1.CatalogService";
+  const resolvedIds = async () => ((await registry("Resolve", { service })).body.instances ?? []).map((i) => i.instanceId).sort();
+
+  const reg = await registry("Register", { instance: instance("beating") });
+  assert.equal(reg.body.heartbeatIntervalMs, TTL / 3, "three heartbeats per TTL");
+  // Fire and forget; one still in flight when the mesh stops may fail.
+  const beat = setInterval(() => registry("Heartbeat", { instanceId: "beating" }).catch(() => {}), 200);
+  t.after(() => clearInterval(beat));
+  // The registry stamps the registration after this moment, so it cannot
+  // expire before TTL ms from here.
+  const registeredAfter = Date.now();
+  await registry("Register", { instance: instance("silent") });
+  assert.deepEqual(await resolvedIds(), ["beating", "silent"]);
+
+  await eventually("the silent instance leaves Resolve", async () => {
+    const ids = await resolvedIds();
+    return ids.length === 1 || ids;
+  }, 3 * TTL);
+  const elapsed = Date.now() - registeredAfter;
+  assert.ok(elapsed >= TTL - 20, `expired after ${elapsed} ms, before the ${TTL} ms TTL`);
+  assert.deepEqual(await resolvedIds(), ["beating"]);
+  // It is still known (not purged yet): List shows it, and a heartbeat brings it back.
+  const listed = (await registry("List", { service })).body.instances.map((i) => i.instanceId).sort();
+  assert.deepEqual(listed, ["beating", "silent"]);
+  const hb = await registry("Heartbeat", { instanceId: "silent" });
+  assert.equal(hb.body.known, true);
+  assert.deepEqual(await resolvedIds(), ["beating", "silent"]);
+  clearInterval(beat);
 });

@@ -49,7 +49,7 @@ async function runUpThenSignal(signal) {
       if (output.includes("Ctrl-C to stop.")) {
         clearTimeout(timer);
         const found = {};
-        for (const [, name, url] of output.matchAll(/^\s+(\w+)\s+(http:\/\/\S+)$/gm)) found[name] = url;
+        for (const [, name, url] of output.matchAll(/^\s+([\w-]+)\s+(http:\/\/\S+)$/gm)) found[name] = url;
         resolve(found);
       }
     });
@@ -59,7 +59,7 @@ async function runUpThenSignal(signal) {
     });
   });
   try {
-    assert.deepEqual(Object.keys(urls).sort(), ["catalog", "console", "orders", "registry"]);
+    assert.deepEqual(Object.keys(urls).sort(), ["catalog", "catalog-canary", "console", "orders", "registry"]);
     assert.equal(urls.console, "http://127.0.0.1:8791/");
     assert.equal(urls.catalog, "http://127.0.0.1:8788/", "ports come from wrangler/*.toml [dev] port");
     const res = await callJson(urls.catalog, "/shop.v1.CatalogService/GetProduct", { sku: "SKU-0002" });

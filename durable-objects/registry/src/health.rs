@@ -1,6 +1,9 @@
 //! Active health checks: the registry object's alarm probes every live
 //! instance's `workmesh.v1.Health/Check` and flips its health on consecutive
-//! results ([`model::after_probe`]).
+//! results ([`model::after_probe`]). The same alarm does the registry's
+//! housekeeping: it deletes long-silent instances, forgets `ReportOutcomes`
+//! ids after [`REPORT_ID_RETENTION_MS`], and applies the decay of
+//! `times_ejected`.
 //!
 //! Endpoints that name a binding are called through the registry Worker's own
 //! service bindings (`[[services]]` in wrangler/registry.toml): an instance
@@ -16,7 +19,7 @@ use workmesh::proto::v1::Instance;
 use workmesh::Runtime;
 use workmesh_worker::WorkerRuntime;
 
-use crate::model::{self, HealthConfig, PURGE_AFTER_MS};
+use crate::model::{self, RegistryConfig, REPORT_ID_RETENTION_MS};
 use crate::store::Store;
 
 const CHECK_PATH: &str = "/workmesh.v1.Health/Check";
@@ -29,24 +32,29 @@ pub async fn ensure_alarm(storage: &worker::Storage, interval_ms: u32) -> worker
     Ok(())
 }
 
-/// One round: purge long-silent instances, probe the live ones, record the
-/// results. Returns whether instances remain (the alarm should re-arm).
+/// One round: purge long-silent instances and old report ids, decay
+/// ejection counts, probe the live instances, record the results. Returns
+/// whether anything remains to look after (the alarm should re-arm).
 pub async fn run_round(
     store: &Store,
     env: &worker::Env,
-    config: &HealthConfig,
+    registry: &RegistryConfig,
 ) -> Result<bool, workmesh::ConnectError> {
+    let config = &registry.health;
     let now = now_ms();
-    let purged = store.purge_silent_since(now - PURGE_AFTER_MS)?;
+    let purge_after = registry.purge_after_ms();
+    let purged = store.purge_silent_since(now - purge_after)?;
     if purged > 0 {
         worker::console_log!(
-            "registry: purged {purged} instance(s) silent for over {PURGE_AFTER_MS} ms"
+            "registry: purged {purged} instance(s) silent for over {purge_after} ms"
         );
     }
+    store.forget_reports_before(now - REPORT_ID_RETENTION_MS)?;
+    store.decay_ejections(now - i64::from(registry.ejection.decay_ms))?;
     let live: Vec<Instance> = store
         .list(None)?
         .into_iter()
-        .filter(|i| model::is_live(i, now))
+        .filter(|i| model::is_live(i, now, registry.heartbeat_ttl_ms))
         .collect();
     let timeout = Duration::from_millis(u64::from(config.timeout_ms));
     let results = future::join_all(live.iter().map(|i| probe(env, i, timeout))).await;
@@ -69,7 +77,7 @@ pub async fn run_round(
         }
         store.record_probe(&instance.instance_id, out.health, out.counters, out.flipped)?;
     }
-    Ok(store.count()? > 0)
+    Ok(store.count()? > 0 || store.report_count()? > 0)
 }
 
 fn now_ms() -> i64 {

@@ -5,6 +5,45 @@
 //! The Worker in front of it forwards each call to the single `mesh` object,
 //! so all writers see one consistent table; clients cache what they resolve,
 //! so the registry is off the hot path of ordinary requests.
+//!
+//! What it keeps per instance and why:
+//! - **Liveness**: instances heartbeat; one silent for the heartbeat TTL
+//!   (`WORKMESH_HEARTBEAT_TTL_MS`, 30 s) is no longer resolved, and one
+//!   silent for ten TTLs is deleted.
+//! - **Active health** (`health.rs`): the object's alarm probes every live
+//!   instance's `workmesh.v1.Health/Check` and flips it unhealthy / healthy
+//!   on consecutive results (`WORKMESH_HEALTH_*`).
+//! - **Passive health** (`ReportOutcomes`, rules in `model/passive.rs`):
+//!   clients report call outcomes per instance in batches that are counted
+//!   once per `report_id`; the registry sums them, keeps the worst recent
+//!   breaker state callers report, and ejects outliers for a growing time,
+//!   never more than half of a service (`WORKMESH_EJECTION_*`).
+//!
+//! Resolve answers only live, healthy, non-ejected, non-draining instances,
+//! with a version token that changes whenever that answer would (writes that
+//! change routability, ejections included, bump a generation; expiry and the
+//! end of an ejection change the routable set itself). Outcome totals and
+//! breaker states ride along in the instances but do not change the token:
+//! they change with every report and would void every cached answer.
+//!
+//! Configuration (vars of the registry Worker; a bad value fails every call
+//! with `failed_precondition` naming the var):
+//!
+//! | var | default | meaning |
+//! |---|---|---|
+//! | `WORKMESH_HEARTBEAT_TTL_MS` | 30000 | silent this long: not resolved (heartbeat asked every TTL/3; deleted after 10 TTLs) |
+//! | `WORKMESH_HEALTH_INTERVAL_MS` | 5000 | probe interval |
+//! | `WORKMESH_HEALTH_TIMEOUT_MS` | 500 | probe timeout |
+//! | `WORKMESH_HEALTH_UNHEALTHY_THRESHOLD` | 3 | consecutive failed probes to mark unhealthy |
+//! | `WORKMESH_HEALTH_HEALTHY_THRESHOLD` | 2 | consecutive passed probes to mark healthy |
+//! | `WORKMESH_EJECTION_CONSECUTIVE_FAILURES` | 5 | reported failures in a row that eject |
+//! | `WORKMESH_EJECTION_SUCCESS_RATE_PERCENT` | 80 | a success rate below this over the window ejects (0: off) |
+//! | `WORKMESH_EJECTION_MIN_CALLS` | 5 | calls in the window the rate rule needs |
+//! | `WORKMESH_EJECTION_WINDOW_MS` | 10000 | success-rate window |
+//! | `WORKMESH_EJECTION_BASE_MS` | 30000 | first ejection; the n-th lasts n times as long |
+//! | `WORKMESH_EJECTION_MAX_MS` | 300000 | longest ejection (at least the base) |
+//! | `WORKMESH_EJECTION_MAX_PERCENT` | 50 | most of a service's live instances ejected at once |
+//! | `WORKMESH_EJECTION_DECAY_MS` | 300000 | ejection-free time after which `times_ejected` resets |
 
 mod health;
 mod model;
@@ -18,7 +57,7 @@ use workmesh::proto::v1::registry_server::RegistryServer;
 use workmesh::ConnectError;
 use workmesh_worker::Router;
 
-use crate::model::HealthConfig;
+use crate::model::RegistryConfig;
 use crate::service::RegistryService;
 use crate::store::Store;
 
@@ -36,26 +75,28 @@ pub struct Registry {
     router: Router,
     state: Rc<State>,
     env: Env,
-    /// The active health check config; `Err` (a bad var) fails every call.
-    health: Result<HealthConfig, ConnectError>,
+    /// The registry's config from its vars; `Err` (a bad var) fails every call.
+    config: Result<RegistryConfig, ConnectError>,
 }
 
 impl DurableObject for Registry {
     fn new(state: State, env: Env) -> Self {
         let store = Store::new(state.storage().sql());
-        let health = HealthConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        let interval_ms = health.as_ref().map_or(0, |c| c.interval_ms);
-        let service = RegistryService::new(store, state.storage(), interval_ms);
+        let config = RegistryConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        // With a bad var every call fails before reaching the service, so the
+        // defaults it gets then are never used.
+        let service_config = config.as_ref().copied().unwrap_or_default();
+        let service = RegistryService::new(store, state.storage(), service_config);
         Registry {
             router: Router::new().add(RegistryServer::new(service)),
             state: Rc::new(state),
             env,
-            health,
+            config,
         }
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        if let Err(error) = &self.health {
+        if let Err(error) = &self.config {
             return workmesh_worker::error_to_worker(error);
         }
         // A Durable Object has no `Context`: its spans go out through the
@@ -69,14 +110,14 @@ impl DurableObject for Registry {
 
     async fn alarm(&self) -> worker::Result<worker::Response> {
         let storage = self.state.storage();
-        let config = match &self.health {
+        let config = match &self.config {
             Ok(config) => *config,
             Err(error) => {
                 // Calls already fail with this error; keep the alarm alive so
                 // probing resumes once the var is fixed and redeployed.
                 worker::console_error!("registry health checks are off: {}", error.message);
                 storage
-                    .set_alarm(i64::from(HealthConfig::default().interval_ms))
+                    .set_alarm(i64::from(RegistryConfig::default().health.interval_ms))
                     .await?;
                 return worker::Response::ok("health config invalid");
             }
@@ -90,7 +131,9 @@ impl DurableObject for Registry {
             }
         };
         if rearm {
-            storage.set_alarm(i64::from(config.interval_ms)).await?;
+            storage
+                .set_alarm(i64::from(config.health.interval_ms))
+                .await?;
         }
         worker::Response::ok("health round done")
     }

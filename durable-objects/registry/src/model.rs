@@ -1,14 +1,20 @@
-//! Registry rules that need no storage: what a valid instance is, and when
-//! one is eligible to receive traffic. Native unit tests cover them.
+//! Registry rules that need no storage: what a valid instance is, when one
+//! is eligible to receive traffic, how probes flip its health, and (in
+//! [`passive`]) how reported call outcomes eject outliers. Native unit tests
+//! cover them.
 
 use workmesh::proto::v1::instance::Endpoint;
 use workmesh::proto::v1::{HealthState, Instance};
 use workmesh::ConnectError;
 
-/// How often instances should heartbeat, and how long the registry waits
-/// without one before it stops resolving the instance.
-pub const HEARTBEAT_INTERVAL_MS: u32 = 10_000;
-pub const HEARTBEAT_TTL_MS: i64 = 3 * HEARTBEAT_INTERVAL_MS as i64;
+mod passive;
+
+pub use passive::*;
+
+/// How long the registry waits without a heartbeat before it stops resolving
+/// an instance (default of `WORKMESH_HEARTBEAT_TTL_MS`). Instances are asked
+/// to heartbeat three times per TTL, so one lost heartbeat does not expire them.
+pub const DEFAULT_HEARTBEAT_TTL_MS: u32 = 30_000;
 
 /// Weight an instance gets when it registers with none.
 pub const DEFAULT_WEIGHT: u32 = 100;
@@ -65,8 +71,8 @@ fn check_name(field: &str, value: &str) -> Result<(), ConnectError> {
 }
 
 /// True when the instance should receive new calls at `now_ms`.
-pub fn is_routable(instance: &Instance, now_ms: i64) -> bool {
-    let fresh = is_live(instance, now_ms);
+pub fn is_routable(instance: &Instance, now_ms: i64, heartbeat_ttl_ms: u32) -> bool {
+    let fresh = is_live(instance, now_ms, heartbeat_ttl_ms);
     let healthy = instance.health != HealthState::Unhealthy as i32;
     let ejected = instance.ejected_until_ms > now_ms;
     fresh && healthy && !ejected && !instance.draining
@@ -86,9 +92,6 @@ pub fn version_token(generation: i64, routable: &[Instance]) -> String {
     }
     format!("{generation}-{hash:016x}")
 }
-
-/// Instances silent for this long are deleted, not just left unresolved.
-pub const PURGE_AFTER_MS: i64 = 10 * HEARTBEAT_TTL_MS;
 
 /// The registry vars that configure active health checks.
 pub const HEALTH_INTERVAL_VAR: &str = "WORKMESH_HEALTH_INTERVAL_MS";
@@ -119,23 +122,88 @@ impl Default for HealthConfig {
     }
 }
 
+/// Reads one whole-number var (`var` returns a var's value when it is set);
+/// unset keeps `default`. A bad value is a `failed_precondition` naming the
+/// var, like `WORKMESH_RESILIENCE`.
+pub(crate) fn read_var(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConnectError> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ConnectError::failed_precondition(format!(
+            "{name} is invalid: {raw:?} is not a whole number from {min} to {max}"
+        ))),
+    }
+}
+
+/// The registry var that sets how long an instance stays resolvable after its
+/// last heartbeat.
+pub const HEARTBEAT_TTL_VAR: &str = "WORKMESH_HEARTBEAT_TTL_MS";
+
+/// Everything the registry reads from its vars, validated once when the
+/// object starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryConfig {
+    pub health: HealthConfig,
+    pub ejection: EjectionConfig,
+    /// Without a heartbeat for this long an instance is not resolved.
+    pub heartbeat_ttl_ms: u32,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            health: HealthConfig::default(),
+            ejection: EjectionConfig::default(),
+            heartbeat_ttl_ms: DEFAULT_HEARTBEAT_TTL_MS,
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Reads every registry var; the first bad one is a `failed_precondition`
+    /// naming it.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConnectError> {
+        Ok(RegistryConfig {
+            health: HealthConfig::from_vars(&var)?,
+            ejection: EjectionConfig::from_vars(&var)?,
+            heartbeat_ttl_ms: read_var(
+                &var,
+                HEARTBEAT_TTL_VAR,
+                DEFAULT_HEARTBEAT_TTL_MS,
+                100,
+                86_400_000,
+            )?,
+        })
+    }
+
+    /// How often instances are asked to heartbeat: three times per TTL.
+    pub fn heartbeat_interval_ms(&self) -> u32 {
+        (self.heartbeat_ttl_ms / 3).max(1)
+    }
+
+    /// Instances silent for this long (ten TTLs) are deleted, not just left
+    /// unresolved.
+    pub fn purge_after_ms(&self) -> i64 {
+        10 * i64::from(self.heartbeat_ttl_ms)
+    }
+}
+
 impl HealthConfig {
     /// Reads the config from the registry's vars (`var` returns a var's value
     /// when it is set); unset vars keep their defaults. A bad value is a
     /// `failed_precondition` naming the var, like `WORKMESH_RESILIENCE`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConnectError> {
         let defaults = HealthConfig::default();
-        let read = |name: &str, default: u32, min: u32, max: u32| -> Result<u32, ConnectError> {
-            let Some(raw) = var(name) else {
-                return Ok(default);
-            };
-            match raw.trim().parse::<u32>() {
-                Ok(v) if (min..=max).contains(&v) => Ok(v),
-                _ => Err(ConnectError::failed_precondition(format!(
-                    "{name} is invalid: {raw:?} is not a whole number from {min} to {max}"
-                ))),
-            }
-        };
+        let read =
+            |name: &str, default: u32, min: u32, max: u32| read_var(&var, name, default, min, max);
         Ok(HealthConfig {
             interval_ms: read(HEALTH_INTERVAL_VAR, defaults.interval_ms, 10, 3_600_000)?,
             timeout_ms: read(HEALTH_TIMEOUT_VAR, defaults.timeout_ms, 1, 60_000)?,
@@ -204,9 +272,10 @@ pub fn after_probe(
     }
 }
 
-/// True when the instance still heartbeats recently enough to be probed.
-pub fn is_live(instance: &Instance, now_ms: i64) -> bool {
-    now_ms - instance.last_heartbeat_ms <= HEARTBEAT_TTL_MS
+/// True when the instance still heartbeats recently enough to be resolved
+/// and probed.
+pub fn is_live(instance: &Instance, now_ms: i64, heartbeat_ttl_ms: u32) -> bool {
+    now_ms - instance.last_heartbeat_ms <= i64::from(heartbeat_ttl_ms)
 }
 
 #[cfg(test)]

@@ -1,28 +1,32 @@
 //! The `workmesh.v1.Registry` API over the [`Store`].
+//!
+//! Handlers make no `await` between their storage calls (until the final
+//! alarm check), so each call's reads and writes run inside the object's
+//! input gate and its writes commit together.
 
 use workmesh::codegen::{Request, Response};
 use workmesh::proto::v1::registry_server::Registry;
 use workmesh::proto::v1::{
-    DeregisterRequest, DeregisterResponse, DrainRequest, DrainResponse, HealthState,
-    HeartbeatRequest, HeartbeatResponse, ListRequest, ListResponse, RegisterRequest,
+    BreakerState, DeregisterRequest, DeregisterResponse, DrainRequest, DrainResponse, HealthState,
+    HeartbeatRequest, HeartbeatResponse, ListRequest, ListResponse, Outcome, RegisterRequest,
     RegisterResponse, ReportOutcomesRequest, ReportOutcomesResponse, ResolveRequest,
     ResolveResponse, SetWeightsRequest, SetWeightsResponse,
 };
 use workmesh::{ConnectError, Runtime};
 use workmesh_worker::WorkerRuntime;
 
-use crate::model::{self, HEARTBEAT_INTERVAL_MS};
+use crate::model::{self, Counts, RegistryConfig};
 use crate::store::Store;
 
 pub struct RegistryService {
     store: Store,
     /// The object's storage, for the health check alarm.
     storage: worker::Storage,
-    health_interval_ms: u32,
+    config: RegistryConfig,
 }
 
 impl RegistryService {
-    pub fn new(store: Store, storage: worker::Storage, health_interval_ms: u32) -> Self {
+    pub fn new(store: Store, storage: worker::Storage, config: RegistryConfig) -> Self {
         if let Err(e) = store.migrate() {
             // Requests will fail with the storage error; the object stays up
             // so the error is visible to callers rather than a crash loop.
@@ -31,7 +35,7 @@ impl RegistryService {
         RegistryService {
             store,
             storage,
-            health_interval_ms,
+            config,
         }
     }
 
@@ -39,9 +43,48 @@ impl RegistryService {
     /// probed from then on. A storage failure here fails the call, so the
     /// client retries rather than sitting unprobed.
     async fn ensure_alarm(&self) -> Result<(), ConnectError> {
-        crate::health::ensure_alarm(&self.storage, self.health_interval_ms)
+        crate::health::ensure_alarm(&self.storage, self.config.health.interval_ms)
             .await
             .map_err(|e| ConnectError::internal(format!("scheduling health checks: {e}")))
+    }
+
+    /// Adds one reported outcome to its instance: totals, breaker state,
+    /// streak and window; ejects the instance when it is an outlier and the
+    /// service's ejection share allows. Unknown instances are skipped (they
+    /// expired or were deregistered since the caller resolved them).
+    fn apply_outcome(&self, outcome: &Outcome, now: i64) -> Result<(), ConnectError> {
+        let id = outcome.instance_id.as_str();
+        let Some(mut passive) = self.store.passive(id)? else {
+            return Ok(());
+        };
+        let config = &self.config.ejection;
+        let counts = Counts {
+            successes: outcome.successes,
+            failures: outcome.failures,
+        };
+        passive.totals = passive.totals.plus(counts);
+        let reported = BreakerState::try_from(outcome.breaker_state).unwrap_or_default();
+        passive.breaker = model::breaker_after_report(passive.breaker, reported, now);
+        passive.state = model::record_outcome(passive.state, counts, now, config);
+        let ttl = i64::from(self.config.heartbeat_ttl_ms);
+        let live = now - passive.last_heartbeat_ms <= ttl;
+        let mut ejected = false;
+        if let Some(reason) = model::outlier(&passive.state, now, config).filter(|_| live) {
+            let (instances, already) =
+                self.store
+                    .ejection_share(&passive.service, now - ttl, now)?;
+            if model::may_eject(instances, already, config.max_percent) {
+                passive.state = model::eject(passive.state, now, config);
+                ejected = true;
+                worker::console_log!(
+                    "registry: ejected {id} ({}) for {} ms (ejection {}): {reason}",
+                    passive.service,
+                    passive.state.ejected_until_ms - now,
+                    passive.state.times_ejected
+                );
+            }
+        }
+        self.store.save_passive(id, &passive, ejected)
     }
 }
 
@@ -81,7 +124,7 @@ impl Registry for RegistryService {
         let stored = self.store.get(&instance.instance_id)?.unwrap_or(instance);
         Ok(Response::new(RegisterResponse {
             instance: Some(stored),
-            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+            heartbeat_interval_ms: self.config.heartbeat_interval_ms(),
         }))
     }
 
@@ -121,9 +164,11 @@ impl Registry for RegistryService {
             )));
         }
         let now = now_ms();
+        let ttl = self.config.heartbeat_ttl_ms;
         let routable: Vec<_> = all
             .into_iter()
-            .filter(|i| model::is_routable(i, now))
+            .filter(|i| model::is_routable(i, now, ttl))
+            .map(|i| model::as_seen(i, now))
             .collect();
         let version_token = model::version_token(self.store.generation()?, &routable);
         if !request.known_version_token.is_empty() && request.known_version_token == version_token {
@@ -147,8 +192,13 @@ impl Registry for RegistryService {
     ) -> Result<Response<ListResponse>, ConnectError> {
         let service = request.get_ref().service.trim();
         let filter = (!service.is_empty()).then_some(service);
+        let now = now_ms();
+        let instances = self.store.list(filter)?;
         Ok(Response::new(ListResponse {
-            instances: self.store.list(filter)?,
+            instances: instances
+                .into_iter()
+                .map(|i| model::as_seen(i, now))
+                .collect(),
         }))
     }
 
@@ -191,12 +241,21 @@ impl Registry for RegistryService {
 
     async fn report_outcomes(
         &self,
-        _request: Request<ReportOutcomesRequest>,
+        request: Request<ReportOutcomesRequest>,
     ) -> Result<Response<ReportOutcomesResponse>, ConnectError> {
-        // Passive health (outlier ejection from client reports) is the
-        // registry issue's work; until then say so instead of dropping reports.
-        Err(ConnectError::unimplemented(
-            "ReportOutcomes: passive health is not implemented yet",
-        ))
+        let request = request.into_inner();
+        // The whole batch is checked before anything is stored, so a bad
+        // entry leaves no partial report behind.
+        model::validate_report(&request.report_id, &request.outcomes)?;
+        let now = now_ms();
+        // A repeated id (a retry) is acknowledged without counting again.
+        if self.store.remember_report(&request.report_id, now)? {
+            for outcome in &request.outcomes {
+                self.apply_outcome(outcome, now)?;
+            }
+        }
+        // The alarm forgets old report ids.
+        self.ensure_alarm().await?;
+        Ok(Response::new(ReportOutcomesResponse {}))
     }
 }

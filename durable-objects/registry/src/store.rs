@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 use workmesh::proto::v1::instance::Endpoint;
-use workmesh::proto::v1::{HealthState, Instance};
+use workmesh::proto::v1::{BreakerState, HealthState, Instance};
 use workmesh::ConnectError;
 
-use crate::model::ProbeCounters;
+use crate::model::{Counts, OutcomeWindow, PassiveState, ProbeCounters, ReportedBreaker};
 
 /// Numbered schema migrations. Append only: a deployed registry keeps its data.
 const MIGRATIONS: &[&str] = &[
@@ -49,6 +49,25 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN probe_failures INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE instances ADD COLUMN probe_successes INTEGER NOT NULL DEFAULT 0;
 ",
+    // 2: passive health: reported outcome totals, the worst recent breaker
+    // state, the ejection streak and window, and the report ids already seen.
+    "
+    ALTER TABLE instances ADD COLUMN reported_successes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN reported_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN breaker_state INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN breaker_reported_at_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN window_start_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN window_successes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN window_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN previous_successes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN previous_failures INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE outcome_reports (
+        report_id      TEXT PRIMARY KEY,
+        received_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX outcome_reports_by_time ON outcome_reports (received_at_ms);
+",
 ];
 
 pub struct Store {
@@ -71,6 +90,44 @@ struct InstanceRow {
     ejected_until_ms: i64,
     times_ejected: i64,
     draining: i64,
+    reported_successes: i64,
+    reported_failures: i64,
+    breaker_state: i32,
+    breaker_reported_at_ms: i64,
+}
+
+/// What `ReportOutcomes` reads and writes of one instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Passive {
+    pub service: String,
+    pub last_heartbeat_ms: i64,
+    pub totals: Counts,
+    pub breaker: ReportedBreaker,
+    pub state: PassiveState,
+}
+
+#[derive(Deserialize)]
+struct PassiveRow {
+    service: String,
+    last_heartbeat_ms: i64,
+    reported_successes: i64,
+    reported_failures: i64,
+    breaker_state: i32,
+    breaker_reported_at_ms: i64,
+    consecutive_failures: i64,
+    window_start_ms: i64,
+    window_successes: i64,
+    window_failures: i64,
+    previous_successes: i64,
+    previous_failures: i64,
+    times_ejected: i64,
+    ejected_until_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct ShareRow {
+    live: i64,
+    ejected: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -91,8 +148,10 @@ struct WeightRow {
     weight: i64,
 }
 
-const SELECT_INSTANCE: &str = "SELECT instance_id, service, version, endpoint_kind, endpoint, weight, zone, metadata, \
-     health, registered_at_ms, last_heartbeat_ms, ejected_until_ms, times_ejected, draining FROM instances";
+const SELECT_INSTANCE: &str =
+    "SELECT instance_id, service, version, endpoint_kind, endpoint, weight, zone, metadata, \
+     health, registered_at_ms, last_heartbeat_ms, ejected_until_ms, times_ejected, draining, \
+     reported_successes, reported_failures, breaker_state, breaker_reported_at_ms FROM instances";
 
 impl Store {
     pub fn new(sql: SqlStorage) -> Self {
@@ -270,6 +329,135 @@ impl Store {
         Ok(removed)
     }
 
+    /// Remembers a `ReportOutcomes` batch id; false when it was seen before
+    /// (the batch was already counted).
+    pub fn remember_report(&self, report_id: &str, now_ms: i64) -> Result<bool, ConnectError> {
+        let cursor = self.exec(
+            "INSERT INTO outcome_reports (report_id, received_at_ms) VALUES (?, ?) \
+             ON CONFLICT (report_id) DO NOTHING",
+            vec![report_id.into(), now_ms.into()],
+        )?;
+        Ok(cursor.rows_written() > 0)
+    }
+
+    /// Forgets report ids received before `cutoff_ms`; returns how many.
+    pub fn forget_reports_before(&self, cutoff_ms: i64) -> Result<usize, ConnectError> {
+        let cursor = self.exec(
+            "DELETE FROM outcome_reports WHERE received_at_ms < ?",
+            vec![cutoff_ms.into()],
+        )?;
+        Ok(cursor.rows_written())
+    }
+
+    /// How many report ids are remembered.
+    pub fn report_count(&self) -> Result<i64, ConnectError> {
+        let rows: Vec<Count> = self.query("SELECT COUNT(*) AS n FROM outcome_reports", vec![])?;
+        Ok(rows.first().map_or(0, |c| c.n))
+    }
+
+    /// An instance's passive-health state, if it is registered.
+    pub fn passive(&self, instance_id: &str) -> Result<Option<Passive>, ConnectError> {
+        let rows: Vec<PassiveRow> = self.query(
+            "SELECT service, last_heartbeat_ms, reported_successes, reported_failures, breaker_state, \
+             breaker_reported_at_ms, consecutive_failures, window_start_ms, window_successes, \
+             window_failures, previous_successes, previous_failures, times_ejected, ejected_until_ms \
+             FROM instances WHERE instance_id = ?",
+            vec![instance_id.into()],
+        )?;
+        let count = |n: i64| n.max(0) as u64;
+        let counts = |successes: i64, failures: i64| Counts {
+            successes: count(successes),
+            failures: count(failures),
+        };
+        Ok(rows.into_iter().next().map(|r| Passive {
+            service: r.service,
+            last_heartbeat_ms: r.last_heartbeat_ms,
+            totals: counts(r.reported_successes, r.reported_failures),
+            breaker: ReportedBreaker {
+                state: BreakerState::try_from(r.breaker_state).unwrap_or_default(),
+                at_ms: r.breaker_reported_at_ms,
+            },
+            state: PassiveState {
+                consecutive_failures: count(r.consecutive_failures),
+                window: OutcomeWindow {
+                    bucket_start_ms: r.window_start_ms,
+                    current: counts(r.window_successes, r.window_failures),
+                    previous: counts(r.previous_successes, r.previous_failures),
+                },
+                times_ejected: r.times_ejected.clamp(0, i64::from(u32::MAX)) as u32,
+                ejected_until_ms: r.ejected_until_ms,
+            },
+        }))
+    }
+
+    /// Stores an instance's passive-health state. An ejection bumps the
+    /// generation, since it changes what Resolve answers; totals and breaker
+    /// states do not (they would void every cached answer on every report).
+    pub fn save_passive(
+        &self,
+        instance_id: &str,
+        passive: &Passive,
+        ejected: bool,
+    ) -> Result<(), ConnectError> {
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let state = &passive.state;
+        let cursor = self.exec(
+            "UPDATE instances SET reported_successes = ?, reported_failures = ?, breaker_state = ?, \
+             breaker_reported_at_ms = ?, consecutive_failures = ?, window_start_ms = ?, \
+             window_successes = ?, window_failures = ?, previous_successes = ?, previous_failures = ?, \
+             times_ejected = ?, ejected_until_ms = ? WHERE instance_id = ?",
+            vec![
+                int(passive.totals.successes).into(),
+                int(passive.totals.failures).into(),
+                (passive.breaker.state as i32).into(),
+                passive.breaker.at_ms.into(),
+                int(state.consecutive_failures).into(),
+                state.window.bucket_start_ms.into(),
+                int(state.window.current.successes).into(),
+                int(state.window.current.failures).into(),
+                int(state.window.previous.successes).into(),
+                int(state.window.previous.failures).into(),
+                i64::from(state.times_ejected).into(),
+                state.ejected_until_ms.into(),
+                instance_id.into(),
+            ],
+        )?;
+        if ejected && cursor.rows_written() > 0 {
+            self.bump_generation()?;
+        }
+        Ok(())
+    }
+
+    /// A service's live instances (heartbeat at or after `live_since_ms`) and
+    /// how many of them are ejected at `now_ms`.
+    pub fn ejection_share(
+        &self,
+        service: &str,
+        live_since_ms: i64,
+        now_ms: i64,
+    ) -> Result<(u64, u64), ConnectError> {
+        let rows: Vec<ShareRow> = self.query(
+            "SELECT COUNT(*) AS live, SUM(ejected_until_ms > ?) AS ejected FROM instances \
+             WHERE service = ? AND last_heartbeat_ms >= ?",
+            vec![now_ms.into(), service.into(), live_since_ms.into()],
+        )?;
+        let row = rows.first();
+        let live = row.map_or(0, |r| r.live).max(0) as u64;
+        let ejected = row.and_then(|r| r.ejected).unwrap_or(0).max(0) as u64;
+        Ok((live, ejected))
+    }
+
+    /// Resets `times_ejected` of instances whose last ejection ended before
+    /// `quiet_since_ms` (the decay of [`crate::model::decayed_times_ejected`],
+    /// applied so List shows it too); returns how many.
+    pub fn decay_ejections(&self, quiet_since_ms: i64) -> Result<usize, ConnectError> {
+        let cursor = self.exec(
+            "UPDATE instances SET times_ejected = 0 WHERE times_ejected > 0 AND ejected_until_ms <= ?",
+            vec![quiet_since_ms.into()],
+        )?;
+        Ok(cursor.rows_written())
+    }
+
     /// How many instances are registered, live or not.
     pub fn count(&self) -> Result<i64, ConnectError> {
         let rows: Vec<Count> = self.query("SELECT COUNT(*) AS n FROM instances", vec![])?;
@@ -368,8 +556,10 @@ fn to_instance(row: InstanceRow) -> Result<Instance, ConnectError> {
         ejected_until_ms: row.ejected_until_ms,
         times_ejected: row.times_ejected.clamp(0, i64::from(u32::MAX)) as u32,
         draining: row.draining != 0,
-        // Passive-health fields are filled once outcome reports are stored.
-        ..Instance::default()
+        breaker_state: row.breaker_state,
+        breaker_reported_at_ms: row.breaker_reported_at_ms,
+        reported_successes: row.reported_successes.max(0) as u64,
+        reported_failures: row.reported_failures.max(0) as u64,
     })
 }
 

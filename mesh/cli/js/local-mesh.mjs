@@ -34,18 +34,30 @@ export function workerConfigs(root = repoRoot) {
  */
 const LOCAL_VARS = { WORKMESH_FAULTS: "enabled" };
 
-function workerOptionsFor(configPath, port, extraVars = {}) {
+function workerOptionsFor(configPath, port, opts = {}) {
   const config = unstable_readConfig({ config: configPath });
   const { workerOptions, main } = unstable_getMiniflareWorkerOptions(configPath);
   const scriptPath = resolve(dirname(configPath), main ?? config.main);
   if (!existsSync(scriptPath)) {
     throw new Error(`${basename(configPath)}: ${scriptPath} is missing; run \`cargo workmesh build\` first`);
   }
+  const bindings = { ...workerOptions.bindings, ...LOCAL_VARS };
+  if (!opts.register) {
+    // Without WORKMESH_INSTANCE a Worker does not register itself (a test may set it in `vars`).
+    delete bindings.WORKMESH_INSTANCE;
+  }
+  Object.assign(bindings, opts.vars?.[config.name] ?? {});
+  const serviceBindings = { ...(workerOptions.serviceBindings ?? {}) };
+  for (const [binding, service] of Object.entries(opts.services?.[config.name] ?? {})) {
+    if (service === null) delete serviceBindings[binding];
+    else serviceBindings[binding] = service;
+  }
   return {
     config,
     options: {
       ...workerOptions,
-      bindings: { ...workerOptions.bindings, ...LOCAL_VARS, ...(extraVars[config.name] ?? {}) },
+      bindings,
+      serviceBindings,
       name: config.name,
       modules: true,
       scriptPath,
@@ -116,17 +128,24 @@ async function waitUntilAnswering(name, url, timeoutMs = 30_000) {
 /**
  * Starts every Worker of the mesh in one workerd.
  * @param {{root?: string, persistTo?: string|false, ephemeralPorts?: boolean, verbose?: boolean,
- *          vars?: Record<string, Record<string, string>>}} opts
+ *          vars?: Record<string, Record<string, string>>,
+ *          services?: Record<string, Record<string, string|null>>, register?: boolean}} opts
  * `persistTo: false` keeps all state in memory (tests); `ephemeralPorts` lets the OS pick ports;
  * `vars` (tests only) overrides vars per Worker name, merged over its wrangler config's,
- * e.g. `{ registry: { WORKMESH_HEALTH_INTERVAL_MS: "200" } }`.
+ * e.g. `{ registry: { WORKMESH_HEALTH_INTERVAL_MS: "200" } }`;
+ * `services` (tests only) replaces service bindings per Worker name (`null` removes one),
+ * e.g. `{ orders: { REGISTRY: null } }`;
+ * `register` (on for `cargo workmesh up`, off by default here so tests see only the instances
+ * they register) registers every Worker that has `WORKMESH_SERVICE`, `WORKMESH_INSTANCE` and
+ * `WORKMESH_ENDPOINT` with the registry right after start, heartbeats them while the mesh runs,
+ * and lets the Workers register themselves.
  */
 export async function startMesh(opts = {}) {
   const root = opts.root ?? repoRoot;
   const persistRoot = opts.persistTo === false ? null : resolve(opts.persistTo ?? join(root, ".wrangler/state/v3"));
   if (persistRoot) mkdirSync(persistRoot, { recursive: true });
 
-  const workers = workerConfigs(root).map((path) => ({ path, ...workerOptionsFor(path, opts.ephemeralPorts ? 0 : undefined, opts.vars) }));
+  const workers = workerConfigs(root).map((path) => ({ path, ...workerOptionsFor(path, opts.ephemeralPorts ? 0 : undefined, opts) }));
   const mf = new Miniflare({
     workers: workers.map((w) => w.options),
     d1Persist: persistRoot ? join(persistRoot, "d1") : false,
@@ -150,7 +169,67 @@ export async function startMesh(opts = {}) {
   }
   await Promise.all(Object.entries(urls).map(([name, url]) => waitUntilAnswering(name, url)));
 
-  return { mf, urls, migrations, dispose: () => dispose(mf, urls) };
+  const heartbeats = opts.register && urls.registry ? await registerInstances(workers, urls.registry) : null;
+  return {
+    mf,
+    urls,
+    migrations,
+    registered: heartbeats?.instances ?? [],
+    dispose: () => {
+      heartbeats?.stop();
+      return dispose(mf, urls);
+    },
+  };
+}
+
+/** The registry instance a Worker's vars describe, or null. */
+function instanceOf(config) {
+  const vars = config.vars ?? {};
+  const { WORKMESH_SERVICE: service, WORKMESH_INSTANCE: instanceId, WORKMESH_ENDPOINT: endpoint } = vars;
+  if (!service || !instanceId || !endpoint) return null;
+  return {
+    service,
+    instanceId,
+    version: vars.WORKMESH_VERSION ?? "v1",
+    ...(/^https?:\/\//.test(endpoint) ? { url: endpoint } : { binding: endpoint }),
+    zone: "local",
+  };
+}
+
+/**
+ * Registers every Worker of the mesh that describes its instance, then heartbeats them at the
+ * interval the registry asks for (Workers heartbeat only while they serve requests; an idle
+ * local Worker would otherwise expire). Failures are reported on stderr and retried next beat.
+ */
+async function registerInstances(workers, registryUrl) {
+  const call = async (method, message) => {
+    const res = await fetch(new URL(`/workmesh.v1.Registry/${method}`, registryUrl), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(message),
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(`${method}: ${res.status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  const instances = workers.map((w) => instanceOf(w.config)).filter(Boolean);
+  let interval = 10_000;
+  for (const instance of instances) {
+    const registered = await call("Register", { instance });
+    interval = Math.min(interval, Number(registered.heartbeatIntervalMs) || interval);
+  }
+  const timer = setInterval(async () => {
+    for (const instance of instances) {
+      try {
+        const beat = await call("Heartbeat", { instanceId: instance.instanceId });
+        if (!beat.known) await call("Register", { instance });
+      } catch (e) {
+        console.error(`local mesh: heartbeat of ${instance.instanceId} failed: ${e.message}`);
+      }
+    }
+  }, interval);
+  timer.unref();
+  return { instances: instances.map((i) => i.instanceId), stop: () => clearInterval(timer) };
 }
 
 /** Disposes Miniflare and waits until workerd has really let go of every port. */
@@ -203,8 +282,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const mesh = await startMesh({
     persistTo: persistArg >= 0 ? args[persistArg + 1] : undefined,
     verbose: args.includes("--verbose"),
+    register: true,
   });
-  console.log(JSON.stringify({ ready: true, urls: mesh.urls, migrations: mesh.migrations }));
+  console.log(JSON.stringify({ ready: true, urls: mesh.urls, migrations: mesh.migrations, registered: mesh.registered }));
   let stopping = false;
   const stop = async (signal) => {
     if (stopping) return;

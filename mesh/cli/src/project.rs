@@ -70,7 +70,9 @@ impl Project {
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
             .collect();
-        configs.sort();
+        // By name without the extension, so `catalog` comes before
+        // `catalog-canary` and is the Worker `local_url` picks for its service.
+        configs.sort_by(|a, b| a.file_stem().cmp(&b.file_stem()));
         configs.iter().map(|config| Worker::read(config)).collect()
     }
 

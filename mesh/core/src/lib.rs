@@ -31,6 +31,7 @@ pub mod codegen;
 pub mod config;
 pub mod context;
 pub mod deadline;
+pub mod discovery;
 pub mod error;
 pub mod fault;
 pub mod limit;

@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::balance::{Balance, Endpoint};
@@ -144,15 +145,36 @@ impl<R: Runtime> ClientStack<R> {
         &self,
         endpoints: Vec<(String, S)>,
     ) -> (BalancedService<S, R>, Vec<(String, BreakerHandle)>) {
+        let ids: Vec<String> = endpoints.iter().map(|(id, _)| id.clone()).collect();
+        let mut breakers = HashMap::new();
+        let service = self.balanced_with(endpoints, &mut breakers);
+        let handles = ids
+            .into_iter()
+            .filter_map(|id| Some((id.clone(), breakers.get(&id)?.handle())))
+            .collect();
+        (service, handles)
+    }
+
+    /// [`balanced`](Self::balanced), reusing the breakers in `breakers` by
+    /// endpoint id and adding new ones there: an endpoint keeps its breaker's
+    /// state across rebuilds of the endpoint list (service discovery
+    /// rebuilds it whenever the registry's answer changes).
+    pub fn balanced_with<S>(
+        &self,
+        endpoints: Vec<(String, S)>,
+        breakers: &mut HashMap<String, BreakerLayer<R>>,
+    ) -> BalancedService<S, R> {
         use tower::Layer;
-        let mut handles = Vec::with_capacity(endpoints.len());
         let endpoints = endpoints
             .into_iter()
             .map(|(id, transport)| {
-                let name = format!("{}/{id}", self.target);
-                let breaker =
-                    Breaker::layer(self.runtime.clone(), self.policy.breaker.clone(), name);
-                handles.push((id.clone(), breaker.handle()));
+                let breaker = breakers
+                    .entry(id.clone())
+                    .or_insert_with(|| {
+                        let name = format!("{}/{id}", self.target);
+                        Breaker::layer(self.runtime.clone(), self.policy.breaker.clone(), name)
+                    })
+                    .clone();
                 let transport = self
                     .trace
                     .clone()
@@ -163,7 +185,7 @@ impl<R: Runtime> ClientStack<R> {
             })
             .collect();
         let balance = Balance::new(self.runtime.clone(), self.policy.balance.clone(), endpoints);
-        (self.wrap(balance), handles)
+        self.wrap(balance)
     }
 
     /// Names the callee in the CLIENT spans of single-endpoint stacks

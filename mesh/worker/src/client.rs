@@ -1,5 +1,5 @@
-//! Typed clients' transport inside a Worker: a service binding under the
-//! mesh's full resilience stack.
+//! Typed clients' transport inside a Worker: the registry's instances (or a
+//! static service binding) under the mesh's full resilience stack.
 //!
 //! The stack's state (retry budget, circuit breaker, in-flight count) must
 //! outlive one request, or a breaker could never open and a budget never
@@ -7,23 +7,45 @@
 //! requests in turn, so the stacks live in an isolate-wide table, one per
 //! binding. Configuration comes from the `WORKMESH_RESILIENCE` var (JSON, see
 //! `workmesh::config`), parsed once per isolate.
+//!
+//! With a `REGISTRY` binding, calls route by the registry's answers
+//! (versions by weight, then P2C over the version's instances, a breaker per
+//! instance); see [`discovery`](crate::discovery) for when the registry is
+//! called and how calls fall back to the static binding.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
-use tower::Layer;
+use bytes::Bytes;
+use tower::{Layer, ServiceExt};
 use workmesh::config::ResilienceConfig;
+use workmesh::proto::v1::registry_client::RegistryClient;
 use workmesh::stack::{ClientService, ClientStack};
-use workmesh::ConnectError;
+use workmesh::{ConnectError, LocalBoxFuture};
 
+use crate::discovery::{self, Target};
 use crate::{BindingTransport, WorkerRuntime};
 
 /// The Worker var holding the resilience configuration.
 pub const RESILIENCE_VAR: &str = "WORKMESH_RESILIENCE";
 
-/// A binding transport wrapped in the resilience stack for `target`.
-pub type MeshTransport = ClientService<BindingTransport, WorkerRuntime>;
+/// The transport typed clients call a target through: discovered instances
+/// when the registry knows some, else the static binding; always under the
+/// resilience stack for the target.
+#[derive(Clone)]
+pub struct MeshTransport {
+    fallback: ClientService<BindingTransport, WorkerRuntime>,
+    discovery: Option<Discovery>,
+}
+
+#[derive(Clone)]
+struct Discovery {
+    target: Rc<Target>,
+    registry: RegistryClient<BindingTransport>,
+    env: worker::Env,
+}
 
 thread_local! {
     static CONFIG: RefCell<Option<Rc<ResilienceConfig>>> = const { RefCell::new(None) };
@@ -31,9 +53,14 @@ thread_local! {
 }
 
 /// The transport for calls to `target` (a service's full name, e.g.
-/// `shop.v1.CatalogService`) through the service binding `binding`:
-/// deadlines, retries within a budget, a circuit breaker, load shedding and
-/// any configured faults, with state shared by every request of this isolate.
+/// `shop.v1.CatalogService`): deadlines, retries within a budget, circuit
+/// breakers, load shedding and any configured faults, with state shared by
+/// every request of this isolate.
+///
+/// Calls go to the instances the `REGISTRY` binding resolves `target` to,
+/// when the Worker has that binding and the registry has answered; the
+/// service binding `binding` is the static fallback (no registry, registry
+/// down, no routable instance yet).
 ///
 /// Fails with `failed_precondition` when `WORKMESH_RESILIENCE` is invalid
 /// (the message names the bad field) and `internal` when the binding is
@@ -49,14 +76,44 @@ pub fn mesh_transport(
             .borrow_mut()
             .entry(binding)
             .or_insert_with(|| {
-                ClientStack::new(WorkerRuntime, config, target).with_server_address(binding)
+                ClientStack::new(WorkerRuntime, config.clone(), target).with_server_address(binding)
             })
             .clone()
     });
     let transport = BindingTransport::new(env, binding).map_err(|e| {
         ConnectError::internal(format!("service binding {binding} is not configured: {e}"))
     })?;
-    Ok(stack.layer(transport))
+    let discovery = discovery::registry(env).map(|registry| Discovery {
+        target: discovery::target(target, || ClientStack::new(WorkerRuntime, config, target)),
+        registry,
+        env: env.clone(),
+    });
+    Ok(MeshTransport {
+        fallback: stack.layer(transport),
+        discovery,
+    })
+}
+
+impl tower_service::Service<http::Request<Bytes>> for MeshTransport {
+    type Response = http::Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if let Some(d) = &this.discovery {
+                if let Some(route) = discovery::route(&d.target, &d.registry, &d.env).await {
+                    return route.oneshot(request).await;
+                }
+            }
+            this.fallback.oneshot(request).await
+        })
+    }
 }
 
 fn resilience_config(env: &worker::Env) -> Result<Rc<ResilienceConfig>, ConnectError> {

@@ -4,9 +4,12 @@
 //!
 //! - [`serve`]: answer a Worker's `fetch` event with a [`Router`] of generated
 //!   Connect services;
-//! - [`mesh_transport`]: call another Worker through a service binding, under
-//!   the mesh's resilience stack (state shared across the isolate's requests);
-//!   [`BindingTransport`] is the bare binding underneath;
+//! - [`mesh_transport`]: call another Worker, under the mesh's resilience
+//!   stack (state shared across the isolate's requests), routed by the
+//!   registry's answers with a static service binding as fallback
+//!   ([`discovery`]); [`BindingTransport`] and [`UrlTransport`] are the bare
+//!   transports underneath;
+//! - self-registration with the registry and outcome reports ([`discovery`]);
 //! - [`WorkerRuntime`]: the clock, timer and randomness layers use inside a Worker;
 //! - `workmesh.v1.Health/Check`, answered for every Worker that `serve`s;
 //! - tracing: a SERVER span per call, CLIENT spans per outgoing attempt,
@@ -28,7 +31,9 @@
 //!   request data; failures become Connect errors.
 //! - Nothing is `Send`: the futures here hold JS values.
 
+mod background;
 mod client;
+pub mod discovery;
 mod faults;
 mod health;
 mod runtime;
@@ -40,5 +45,5 @@ pub use client::{mesh_transport, MeshTransport, RESILIENCE_VAR};
 pub use faults::FAULTS_VAR;
 pub use runtime::WorkerRuntime;
 pub use serve::{error_to_worker, serve, serve_with};
-pub use transport::BindingTransport;
+pub use transport::{BindingTransport, UrlTransport};
 pub use workmesh::server::Router;

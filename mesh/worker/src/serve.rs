@@ -1,4 +1,5 @@
 use bytes::Bytes;
+use futures_util::future::join_all;
 use workmesh::protocol::{error_from_http, error_response};
 use workmesh::server::Router;
 use workmesh::trace::{rpc, scope, ActiveSpan, SpanKind, TraceCollector, TraceContext};
@@ -6,7 +7,7 @@ use workmesh::{ConnectError, LocalBoxFuture};
 
 use crate::faults::{self, FAULTS_SERVICE};
 use crate::health::{health_router, HEALTH_SERVICE};
-use crate::{telemetry, WorkerRuntime};
+use crate::{background, discovery, telemetry, WorkerRuntime};
 
 /// Answers one `fetch` event with the router's Connect services, plus the
 /// mesh's built-in ones: `workmesh.v1.Health` always, `workmesh.v1.Faults`
@@ -19,7 +20,10 @@ use crate::{telemetry, WorkerRuntime};
 /// current while the handler runs so typed clients' calls become its CLIENT
 /// children. After the response, the request's spans are exported through
 /// `ctx.wait_until` (see [`telemetry`](crate::telemetry) for where); an
-/// export failure is logged and never touches the response.
+/// export failure is logged and never touches the response. Registry work
+/// runs there too: refreshes the isolate's transports queued, this Worker's
+/// registration and heartbeats, and outcome reports
+/// ([`discovery`](crate::discovery)).
 ///
 /// The request size limit is checked on `Content-Length` before the body is
 /// read, so an oversized upload is refused without buffering it. Every
@@ -45,15 +49,27 @@ pub async fn serve_with(
 ) -> worker::Result<worker::Response> {
     let collector = TraceCollector::new(&WorkerRuntime, telemetry::sampler(env));
     let response = serve_traced(router, request, env, &collector).await;
+    let mut after: Vec<LocalBoxFuture<'static, ()>> = Vec::new();
     let spans = collector.drain();
     if !spans.is_empty() {
         if let Some(exporter) = telemetry::exporter(env, router) {
-            wait_until(Box::pin(async move {
+            after.push(Box::pin(async move {
                 if let Err(error) = exporter.export(spans).await {
                     worker::console_error!("workmesh: trace export failed: {error}");
                 }
             }));
         }
+    }
+    // Registry work (refreshes queued by transports, this Worker's
+    // registration, outcome reports) also runs after the response.
+    discovery::after_response(env);
+    if let Some(queued) = background::take() {
+        after.push(queued);
+    }
+    if !after.is_empty() {
+        wait_until(Box::pin(async move {
+            join_all(after).await;
+        }));
     }
     response
 }

@@ -35,10 +35,12 @@ fn registration_names_the_bad_field() {
 #[test]
 fn stale_unhealthy_ejected_and_draining_instances_are_not_routable() {
     let now = 1_000_000;
+    let ttl = DEFAULT_HEARTBEAT_TTL_MS;
+    let is_routable = |i: &Instance, now| is_routable(i, now, ttl);
     let mut i = instance("a");
-    i.last_heartbeat_ms = now - HEARTBEAT_TTL_MS;
+    i.last_heartbeat_ms = now - i64::from(ttl);
     assert!(is_routable(&i, now));
-    i.last_heartbeat_ms = now - HEARTBEAT_TTL_MS - 1;
+    i.last_heartbeat_ms = now - i64::from(ttl) - 1;
     assert!(!is_routable(&i, now));
 
     let mut i = instance("a");
@@ -100,6 +102,38 @@ fn health_config_defaults_and_overrides() {
             healthy_threshold: 1,
         }
     );
+}
+
+#[test]
+fn heartbeat_ttl_is_configurable_and_sets_interval_and_purge() {
+    let config = RegistryConfig::from_vars(vars(&[])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config, RegistryConfig::default());
+    assert_eq!(
+        (config.heartbeat_ttl_ms, config.heartbeat_interval_ms()),
+        (30_000, 10_000)
+    );
+    assert_eq!(config.purge_after_ms(), 300_000);
+
+    let config = RegistryConfig::from_vars(vars(&[(HEARTBEAT_TTL_VAR, "900")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (config.heartbeat_ttl_ms, config.heartbeat_interval_ms()),
+        (900, 300)
+    );
+    let mut i = instance("a");
+    i.last_heartbeat_ms = 0;
+    assert!(is_live(&i, 900, config.heartbeat_ttl_ms));
+    assert!(!is_live(&i, 901, config.heartbeat_ttl_ms));
+
+    for bad in ["99", "x", ""] {
+        let err = RegistryConfig::from_vars(vars(&[(HEARTBEAT_TTL_VAR, bad)]))
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} was accepted"));
+        assert!(err.message.contains(HEARTBEAT_TTL_VAR), "{}", err.message);
+    }
+    // A bad ejection var fails the whole config too.
+    let err = RegistryConfig::from_vars(vars(&[(EJECTION_MAX_PERCENT_VAR, "200")])).err();
+    assert!(err.is_some_and(|e| e.message.contains(EJECTION_MAX_PERCENT_VAR)));
 }
 
 #[test]

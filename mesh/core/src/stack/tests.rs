@@ -188,3 +188,32 @@ async fn each_attempt_is_its_own_client_span_under_the_current_span() {
     let retry = server.events.iter().find(|e| e.name == "retry");
     assert!(retry.is_some(), "{:?}", server.events);
 }
+
+#[tokio::test(start_paused = true)]
+async fn balanced_with_keeps_breakers_across_rebuilds() {
+    let rt = TokioRuntime::with_seed(6);
+    let stack = ClientStack::new(rt.clone(), config("{}"), READ.service);
+    let mut breakers = std::collections::HashMap::new();
+    let (_, bad_svc) = mock(rt.clone(), Reply::Err(Code::Unavailable));
+    let mut client = stack.balanced_with(vec![("a".to_owned(), bad_svc)], &mut breakers);
+    for _ in 0..3 {
+        call(&mut client, request(READ, None)).await.unwrap_err();
+    }
+    assert!(matches!(
+        breakers["a"].handle().state(),
+        BreakerState::Open { .. }
+    ));
+
+    // A new answer lists "a" again, next to a new "b": a's breaker is still open.
+    let (a_again, a_svc) = mock(rt.clone(), Reply::Ok);
+    let (b, b_svc) = mock(rt.clone(), Reply::Ok);
+    let mut client = stack.balanced_with(
+        vec![("a".to_owned(), a_svc), ("b".to_owned(), b_svc)],
+        &mut breakers,
+    );
+    for _ in 0..10 {
+        call(&mut client, request(READ, None)).await.unwrap();
+    }
+    assert_eq!((a_again.calls(), b.calls()), (0, 10));
+    assert_eq!(breakers.len(), 2);
+}

@@ -1,0 +1,549 @@
+//! Service discovery inside a Worker: resolving targets through the
+//! `REGISTRY` service binding, reporting call outcomes, and registering the
+//! Worker's own instance. The decisions are `workmesh::discovery`'s; this
+//! module sends the calls and holds the isolate-wide state.
+//!
+//! # When the registry is called
+//!
+//! - **Resolve**: the first call to a target in a cold isolate resolves
+//!   inline, bounded by the resolve timeout (200 ms); concurrent first calls
+//!   share that one Resolve. After that, every Resolve (stale answer, failed
+//!   registry) runs in `wait_until` after a response, at most one per target
+//!   at a time and at most one per TTL (5 s) after a failure. A warm isolate
+//!   never waits for the registry.
+//! - **ReportOutcomes**: per-instance outcomes of discovered calls, batched
+//!   in the isolate and sent from `wait_until` at most every 2 s. A failed
+//!   report is logged and dropped.
+//! - **Register / Heartbeat**: a Worker with `WORKMESH_INSTANCE` and
+//!   `WORKMESH_ENDPOINT` registers once per isolate, after its first
+//!   response, then heartbeats at the interval the registry asks for,
+//!   piggybacked on later responses.
+//!
+//! # Never a hard dependency
+//!
+//! No `REGISTRY` binding, a Resolve that fails or times out, or an answer
+//! with no routable instance all route the call by the last answer that had
+//! instances, else by the static binding the caller named. A call never fails
+//! only because the registry is down.
+//!
+//! # Endpoints
+//!
+//! An instance's endpoint is a binding name (the caller must have a
+//! `[[services]]` binding of that name; instances it cannot reach are
+//! skipped, with a warning) or an http(s) URL (called with `fetch`). A
+//! picked version none of whose instances is reachable routes the call to
+//! the static binding.
+//!
+//! # Outcomes
+//!
+//! Every attempt sent to a discovered instance is counted for it: a success,
+//! or a failure when its Connect code blames the instance
+//! (`workmesh::discovery::blames_instance`). An attempt dropped before it
+//! answered counts as a failure: that is almost always a per-try timeout,
+//! though a caller abandoning sibling calls (`try_join_all` after one failed)
+//! is counted the same way.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{select, Either, FutureExt, Shared};
+use workmesh::breaker::BreakerLayer;
+use workmesh::discovery::{
+    blames_instance, pick_version, proto_breaker_state, report_id, DiscoveryPolicy,
+    OutcomeRecorder, Refresh, RegistrationAction, Resolution, ResolutionCache, SelfRegistration,
+};
+use workmesh::proto::v1::instance::Endpoint;
+use workmesh::proto::v1::registry_client::RegistryClient;
+use workmesh::proto::v1::{
+    BreakerState, HeartbeatRequest, Instance, RegisterRequest, ReportOutcomesRequest,
+    ResolveRequest,
+};
+use workmesh::stack::{BalancedService, ClientStack};
+use workmesh::{ConnectError, Instant, LocalBoxFuture, Runtime};
+
+use crate::transport::UrlTransport;
+use crate::{background, BindingTransport, WorkerRuntime};
+
+/// The service binding to the registry Worker.
+pub const REGISTRY_BINDING: &str = "REGISTRY";
+/// The service this Worker serves (fully qualified), for self-registration.
+pub const SERVICE_VAR: &str = "WORKMESH_SERVICE";
+/// The version this Worker runs (default `v1`).
+pub const VERSION_VAR: &str = "WORKMESH_VERSION";
+/// This Worker's instance id, unique in the mesh; self-registration is off
+/// without it.
+pub const INSTANCE_VAR: &str = "WORKMESH_INSTANCE";
+/// How callers reach this Worker: the binding name they use (`CATALOG`) or
+/// an http(s) URL; self-registration is off without it.
+pub const ENDPOINT_VAR: &str = "WORKMESH_ENDPOINT";
+
+/// The longest a report, registration or heartbeat may take.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A discovered call's route: the resilience stack balancing over one
+/// version's instances, one breaker each.
+pub(crate) type Discovered = BalancedService<Recorded<EndpointTransport>, WorkerRuntime>;
+
+struct Isolate {
+    cache: ResolutionCache,
+    recorder: OutcomeRecorder,
+    registration: SelfRegistration,
+    targets: HashMap<String, Rc<Target>>,
+    inline: HashMap<String, Shared<LocalBoxFuture<'static, ()>>>,
+    report_in_flight: bool,
+    report_failures: u64,
+}
+
+thread_local! {
+    static ISOLATE: RefCell<Isolate> = RefCell::new({
+        let policy = DiscoveryPolicy::default();
+        Isolate {
+            recorder: OutcomeRecorder::new(&policy),
+            registration: SelfRegistration::new(policy.register_retry),
+            cache: ResolutionCache::new(policy),
+            targets: HashMap::new(),
+            inline: HashMap::new(),
+            report_in_flight: false,
+            report_failures: 0,
+        }
+    });
+}
+
+fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> T {
+    ISOLATE.with(|isolate| f(&mut isolate.borrow_mut()))
+}
+
+/// One target service's discovered routes, shared by the isolate's requests.
+pub(crate) struct Target {
+    service: String,
+    stack: ClientStack<WorkerRuntime>,
+    /// Per-instance breakers, by instance id: they outlive re-resolution.
+    breakers: RefCell<HashMap<String, BreakerLayer<WorkerRuntime>>>,
+    /// The routes built for the answer last routed by.
+    routes: RefCell<Option<Routes>>,
+}
+
+struct Routes {
+    resolution: Rc<Resolution>,
+    versions: HashMap<String, Discovered>,
+}
+
+/// The isolate's discovery state for `service`, created on first use with
+/// `stack` (which carries the target's policy and retry budget).
+pub(crate) fn target(
+    service: &str,
+    stack: impl FnOnce() -> ClientStack<WorkerRuntime>,
+) -> Rc<Target> {
+    with_isolate(|isolate| {
+        isolate
+            .targets
+            .entry(service.to_owned())
+            .or_insert_with(|| {
+                Rc::new(Target {
+                    service: service.to_owned(),
+                    stack: stack(),
+                    breakers: RefCell::new(HashMap::new()),
+                    routes: RefCell::new(None),
+                })
+            })
+            .clone()
+    })
+}
+
+/// The registry client, when this Worker has a `REGISTRY` binding.
+pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<BindingTransport>> {
+    BindingTransport::new(env, REGISTRY_BINDING)
+        .ok()
+        .map(RegistryClient::new)
+}
+
+/// Decides the route of one call to `target`: a discovered version's
+/// balanced stack, or `None` for the static binding. Resolves inline only
+/// in a cold isolate; otherwise queues any refresh for after the response.
+pub(crate) async fn route(
+    target: &Target,
+    registry: &RegistryClient<BindingTransport>,
+    env: &worker::Env,
+) -> Option<Discovered> {
+    let service = target.service.as_str();
+    let plan = with_isolate(|i| i.cache.plan(service, WorkerRuntime.now()));
+    let resolution = match plan.refresh {
+        Refresh::Inline => {
+            let shared = resolve(registry.clone(), service.to_owned())
+                .boxed_local()
+                .shared();
+            with_isolate(|i| i.inline.insert(service.to_owned(), shared.clone()));
+            shared.await;
+            with_isolate(|i| i.inline.remove(service));
+            usable(service)
+        }
+        Refresh::InFlight => {
+            if let Some(shared) = with_isolate(|i| i.inline.get(service).cloned()) {
+                shared.await;
+            }
+            usable(service)
+        }
+        Refresh::Background => {
+            background::spawn(resolve(registry.clone(), service.to_owned()));
+            plan.resolution
+        }
+        Refresh::None => plan.resolution,
+    }?;
+    target.pick(resolution, env)
+}
+
+fn usable(service: &str) -> Option<Rc<Resolution>> {
+    with_isolate(|i| i.cache.usable(service, WorkerRuntime.now())).map(|(r, _)| r)
+}
+
+/// One Resolve, bounded by the resolve timeout; the answer (or the failure)
+/// goes into the cache.
+async fn resolve(registry: RegistryClient<BindingTransport>, service: String) {
+    let (token, timeout) = with_isolate(|i| {
+        (
+            i.cache.known_token(&service),
+            i.cache.policy().resolve_timeout,
+        )
+    });
+    let request = ResolveRequest {
+        service: service.clone(),
+        known_version_token: token,
+    };
+    let outcome = within(timeout, registry.resolve(request)).await;
+    let now = WorkerRuntime.now();
+    match outcome {
+        Ok(response) => with_isolate(|i| i.cache.resolved(&service, response.into_inner(), now)),
+        Err(error) => {
+            worker::console_warn!(
+                "workmesh: resolving {service} failed ({}: {}); routing by the last known or static endpoint",
+                error.code,
+                error.message
+            );
+            with_isolate(|i| i.cache.failed(&service, now));
+        }
+    }
+}
+
+/// `future`, or `deadline_exceeded` after `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    future: impl std::future::Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ConnectError> {
+    let future = std::pin::pin!(future);
+    match select(future, WorkerRuntime.sleep(timeout)).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(_) => Err(ConnectError::deadline_exceeded(format!(
+            "the registry did not answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+impl Target {
+    /// Picks a version by weight and returns its balanced stack, building
+    /// the routes when the answer changed.
+    fn pick(&self, resolution: Rc<Resolution>, env: &worker::Env) -> Option<Discovered> {
+        let stale = self
+            .routes
+            .borrow()
+            .as_ref()
+            .is_none_or(|routes| !Rc::ptr_eq(&routes.resolution, &resolution));
+        if stale {
+            let routes = self.build(resolution, env);
+            *self.routes.borrow_mut() = Some(routes);
+        }
+        let routes = self.routes.borrow();
+        let routes = routes.as_ref()?;
+        let version = pick_version(&routes.resolution, WorkerRuntime.random())?;
+        routes.versions.get(version).cloned()
+    }
+
+    fn build(&self, resolution: Rc<Resolution>, env: &worker::Env) -> Routes {
+        let mut by_version: HashMap<String, Vec<(String, Recorded<EndpointTransport>)>> =
+            HashMap::new();
+        for instance in &resolution.instances {
+            let Some(transport) = EndpointTransport::for_instance(instance, env) else {
+                continue;
+            };
+            let recorded = Recorded {
+                instance: instance.instance_id.as_str().into(),
+                inner: transport,
+            };
+            by_version
+                .entry(instance.version.clone())
+                .or_default()
+                .push((instance.instance_id.clone(), recorded));
+        }
+        let mut breakers = self.breakers.borrow_mut();
+        let versions = by_version
+            .into_iter()
+            .map(|(version, endpoints)| {
+                (version, self.stack.balanced_with(endpoints, &mut breakers))
+            })
+            .collect();
+        Routes {
+            resolution,
+            versions,
+        }
+    }
+}
+
+/// How one instance is reached: a service binding or a URL.
+#[derive(Clone)]
+pub(crate) enum EndpointTransport {
+    Binding(BindingTransport),
+    Url(UrlTransport),
+}
+
+impl EndpointTransport {
+    fn for_instance(instance: &Instance, env: &worker::Env) -> Option<Self> {
+        match &instance.endpoint {
+            Some(Endpoint::Binding(name)) => match BindingTransport::named(env, name) {
+                Ok(binding) => Some(EndpointTransport::Binding(binding)),
+                Err(_) => {
+                    worker::console_warn!(
+                        "workmesh: instance {} is reached by binding {name}, which this Worker does not have; skipping it",
+                        instance.instance_id
+                    );
+                    None
+                }
+            },
+            Some(Endpoint::Url(url)) => Some(EndpointTransport::Url(UrlTransport::new(url))),
+            None => None,
+        }
+    }
+}
+
+impl tower_service::Service<http::Request<Bytes>> for EndpointTransport {
+    type Response = http::Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+        match self {
+            EndpointTransport::Binding(t) => t.call(request),
+            EndpointTransport::Url(t) => t.call(request),
+        }
+    }
+}
+
+/// Counts every attempt sent to one instance in the isolate's outcome
+/// recorder: latency, and success or a failure that blames the instance.
+/// An attempt dropped before it answered (a per-try timeout, almost always)
+/// counts as a failure.
+#[derive(Clone)]
+pub(crate) struct Recorded<S> {
+    instance: Rc<str>,
+    inner: S,
+}
+
+struct Attempt {
+    instance: Rc<str>,
+    start: Instant,
+    done: bool,
+}
+
+impl Attempt {
+    fn finish(&mut self, failure: bool) {
+        self.done = true;
+        let latency = WorkerRuntime.now().saturating_duration_since(self.start);
+        let instance = self.instance.clone();
+        with_isolate(|i| i.recorder.record(&instance, failure, latency));
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(true);
+        }
+    }
+}
+
+impl<S> tower_service::Service<http::Request<Bytes>> for Recorded<S>
+where
+    S: tower_service::Service<
+        http::Request<Bytes>,
+        Response = http::Response<Bytes>,
+        Error = ConnectError,
+        Future = LocalBoxFuture<'static, Result<http::Response<Bytes>, ConnectError>>,
+    >,
+{
+    type Response = http::Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+        let mut attempt = Attempt {
+            instance: self.instance.clone(),
+            start: WorkerRuntime.now(),
+            done: false,
+        };
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let outcome = call.await;
+            attempt.finish(outcome.as_ref().is_err_and(|e| blames_instance(e.code)));
+            outcome
+        })
+    }
+}
+
+/// After a response: queues what is due with the registry (this Worker's
+/// registration or heartbeat, an outcome report) for `wait_until`.
+pub(crate) fn after_response(env: &worker::Env) {
+    let now = WorkerRuntime.now();
+    if let Some(instance) = own_instance(env) {
+        if let Some(action) = with_isolate(|i| i.registration.next(now)) {
+            match registry(env) {
+                Some(registry) => background::spawn(register(registry, instance, action)),
+                // No registry to talk to: try again after the retry interval.
+                None => with_isolate(|i| i.registration.failed(now)),
+            }
+        }
+    }
+    let due = with_isolate(|i| !i.report_in_flight && i.recorder.due(now));
+    if due {
+        let Some(registry) = registry(env) else {
+            return;
+        };
+        let outcomes = with_isolate(|i| {
+            let breakers = breaker_states(&i.targets);
+            let outcomes = i.recorder.take(now, |id| {
+                breakers
+                    .get(id)
+                    .copied()
+                    .unwrap_or(BreakerState::Unspecified)
+            });
+            i.report_in_flight = outcomes.is_some();
+            outcomes
+        });
+        if let Some(outcomes) = outcomes {
+            background::spawn(report(registry, outcomes));
+        }
+    }
+}
+
+fn breaker_states(targets: &HashMap<String, Rc<Target>>) -> HashMap<String, BreakerState> {
+    targets
+        .values()
+        .flat_map(|t| {
+            t.breakers
+                .borrow()
+                .iter()
+                .map(|(id, b)| (id.clone(), proto_breaker_state(&b.handle().state())))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn report(
+    registry: RegistryClient<BindingTransport>,
+    outcomes: Vec<workmesh::proto::v1::Outcome>,
+) {
+    let request = ReportOutcomesRequest {
+        report_id: report_id(&WorkerRuntime),
+        outcomes,
+    };
+    let outcome = within(BACKGROUND_TIMEOUT, registry.report_outcomes(request)).await;
+    let failures = with_isolate(|i| {
+        i.report_in_flight = false;
+        if outcome.is_err() {
+            i.report_failures += 1;
+        }
+        i.report_failures
+    });
+    if let Err(error) = outcome {
+        // Logged on the first failure and every 100th: a registry without
+        // passive health would otherwise flood the log.
+        if failures % 100 == 1 {
+            worker::console_warn!(
+                "workmesh: outcome report dropped ({}: {}; {failures} so far)",
+                error.code,
+                error.message
+            );
+        }
+    }
+}
+
+/// This Worker's own instance, from its vars; `None` (no self-registration)
+/// unless `WORKMESH_SERVICE`, `WORKMESH_INSTANCE` and `WORKMESH_ENDPOINT`
+/// are all set.
+fn own_instance(env: &worker::Env) -> Option<Instance> {
+    let var = |name: &str| {
+        env.var(name)
+            .ok()
+            .map(|v| v.to_string().trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let endpoint = var(ENDPOINT_VAR)?;
+    let endpoint = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        Endpoint::Url(endpoint)
+    } else {
+        Endpoint::Binding(endpoint)
+    };
+    Some(Instance {
+        service: var(SERVICE_VAR)?,
+        instance_id: var(INSTANCE_VAR)?,
+        version: var(VERSION_VAR).unwrap_or_else(|| "v1".to_owned()),
+        endpoint: Some(endpoint),
+        ..Default::default()
+    })
+}
+
+async fn register(
+    registry: RegistryClient<BindingTransport>,
+    instance: Instance,
+    action: RegistrationAction,
+) {
+    let id = instance.instance_id.clone();
+    let outcome = match action {
+        RegistrationAction::Register => {
+            let request = RegisterRequest {
+                instance: Some(instance),
+            };
+            within(BACKGROUND_TIMEOUT, registry.register(request))
+                .await
+                .map(|r| {
+                    let interval = r.into_inner().heartbeat_interval_ms;
+                    let now = WorkerRuntime.now();
+                    with_isolate(|i| {
+                        i.registration
+                            .registered(now, Duration::from_millis(u64::from(interval)))
+                    });
+                })
+        }
+        RegistrationAction::Heartbeat => {
+            let request = HeartbeatRequest {
+                instance_id: id.clone(),
+            };
+            within(BACKGROUND_TIMEOUT, registry.heartbeat(request))
+                .await
+                .map(|r| {
+                    let known = r.into_inner().known;
+                    let now = WorkerRuntime.now();
+                    with_isolate(|i| i.registration.heartbeat_answered(now, known));
+                })
+        }
+    };
+    if let Err(error) = outcome {
+        worker::console_warn!(
+            "workmesh: {action:?} of instance {id} failed ({}: {}); retrying later",
+            error.code,
+            error.message
+        );
+        let now = WorkerRuntime.now();
+        with_isolate(|i| i.registration.failed(now));
+    }
+}

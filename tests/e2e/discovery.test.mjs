@@ -1,0 +1,178 @@
+// Service discovery end to end: orders calls catalog by the registry's answers
+// (self-registration, drain, version weights) and keeps working when the
+// registry does not.
+//
+// Which catalog Worker served a call is counted by the Worker itself: a fault
+// rule with a 1 ms delay on every GetProduct counts each call it sees in its
+// `injected` counter (fault rules live in the serving Worker's isolate).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startMesh, callJson } from "./helpers.mjs";
+
+const CATALOG = "shop.v1.CatalogService";
+
+const registryOf = (mesh) => (method, msg) => callJson(mesh.urls.registry, `/workmesh.v1.Registry/${method}`, msg);
+
+function order(requestId, items = 1) {
+  return {
+    customerId: "discovery",
+    requestId,
+    items: Array.from({ length: items }, (_, i) => ({ sku: `SKU-000${(i % 5) + 1}`, quantity: 1 })),
+  };
+}
+
+async function createOrder(mesh, requestId, items = 1) {
+  const res = await callJson(mesh.urls.orders, "/shop.v1.OrderService/CreateOrder", order(requestId, items));
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res;
+}
+
+/** Starts counting GetProduct calls in both catalog Workers (resets the counts). */
+async function countCatalogCalls(mesh) {
+  const rule = { service: CATALOG, method: "GetProduct", delayMs: 1, delayPercent: 100 };
+  for (const worker of ["catalog", "catalog-canary"]) {
+    const set = await callJson(mesh.urls[worker], "/workmesh.v1.Faults/SetFaults", { rules: [rule] });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+  }
+}
+
+/** GetProduct calls each catalog Worker served since `countCatalogCalls`. */
+async function catalogCalls(mesh) {
+  const counts = {};
+  for (const [worker, version] of [["catalog", "v1"], ["catalog-canary", "v2"]]) {
+    const got = await callJson(mesh.urls[worker], "/workmesh.v1.Faults/GetFaults", {});
+    counts[version] = Number(got.body.rules?.[0]?.injected ?? 0);
+  }
+  return counts;
+}
+
+async function eventually(what, check, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last === true) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test("Workers register themselves after serving a call", async (t) => {
+  // The runner registers nobody; the Workers get their instance ids as vars.
+  const mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: { catalog: { WORKMESH_INSTANCE: "catalog-v1-1" }, orders: { WORKMESH_INSTANCE: "orders-v1-1" } },
+  });
+  t.after(() => mesh.dispose());
+  const registry = registryOf(mesh);
+  assert.deepEqual(mesh.registered, [], "the runner registered nobody");
+
+  // The runner's readiness probe (a Health/Check) was each Worker's first
+  // request, so they may have registered already; a call makes sure.
+  await createOrder(mesh, "self-1");
+  await eventually("catalog and orders are registered", async () => {
+    const listed = (await registry("List", {})).body.instances ?? [];
+    const ids = listed.map((i) => `${i.instanceId}:${i.service}:${i.version}:${i.binding}`).sort();
+    return (
+      JSON.stringify(ids) ===
+        JSON.stringify(["catalog-v1-1:shop.v1.CatalogService:v1:CATALOG", "orders-v1-1:shop.v1.OrderService:v1:ORDERS"]) || ids
+    );
+  });
+  // Once per isolate: more calls leave one record each, registered once.
+  const before = (await registry("List", {})).body.instances.map((i) => i.registeredAtMs);
+  await createOrder(mesh, "self-2");
+  await sleep(200);
+  const after = (await registry("List", {})).body.instances.map((i) => i.registeredAtMs);
+  assert.deepEqual(after, before);
+});
+
+test("drained instances get no new calls", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  const registry = registryOf(mesh);
+  assert.deepEqual([...mesh.registered].sort(), ["catalog-v1-1", "catalog-v2-1", "orders-v1-1"]);
+  await countCatalogCalls(mesh);
+
+  // No weights: both versions take calls.
+  for (let i = 0; i < 4; i++) await createOrder(mesh, `both-${i}`, 10);
+  const both = await catalogCalls(mesh);
+  assert.ok(both.v1 > 0 && both.v2 > 0, `both versions served: ${JSON.stringify(both)}`);
+
+  const drained = await registry("Drain", { instanceId: "catalog-v2-1" });
+  assert.equal(drained.body.instance.draining, true);
+  // orders' answer is fresh for 5 s; the first call after that is still routed
+  // by the stale answer and refreshes it in the background.
+  await sleep(5_100);
+  await createOrder(mesh, "refresh");
+  await sleep(300);
+
+  await countCatalogCalls(mesh);
+  for (let i = 0; i < 10; i++) await createOrder(mesh, `drained-${i}`, 5);
+  assert.deepEqual(await catalogCalls(mesh), { v1: 50, v2: 0 });
+});
+
+test("version weights 90/10 split real calls within 3 points", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  const registry = registryOf(mesh);
+  const set = await registry("SetWeights", { service: CATALOG, versionWeights: { v1: 90, v2: 10 } });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  await countCatalogCalls(mesh);
+
+  // 2,000 GetProduct calls (100 orders of 20 items), each routed on its own.
+  // At p = 0.1 the standard deviation of the v2 share is 0.67 points, so
+  // ±3 points is 4.5 sigma: a correct split fails this about once in 10^5 runs.
+  // (10,000 picks with seeded randomness are in the unit tests.)
+  const orders = 100;
+  const items = 20;
+  for (let i = 0; i < orders; i++) await createOrder(mesh, `split-${i}`, items);
+  const counts = await catalogCalls(mesh);
+  const total = counts.v1 + counts.v2;
+  assert.equal(total, orders * items, JSON.stringify(counts));
+  const v2Share = (100 * counts.v2) / total;
+  assert.ok(Math.abs(v2Share - 10) <= 3, `v2 took ${v2Share.toFixed(2)}% (${JSON.stringify(counts)})`);
+});
+
+test("orders keeps working when the registry fails every call, cold and warm", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  const faults = await callJson(mesh.urls.registry, "/workmesh.v1.Faults/SetFaults", {
+    rules: [{ service: "workmesh.v1.Registry", abortCode: "unavailable", abortPercent: 100 }],
+  });
+  assert.equal(faults.status, 200, JSON.stringify(faults.body));
+
+  // Cold: the inline Resolve fails, the static binding serves.
+  await createOrder(mesh, "down-cold", 3);
+  // Warm: no more inline Resolves; calls keep going out.
+  for (let i = 0; i < 5; i++) await createOrder(mesh, `down-warm-${i}`, 3);
+  const rules = (await callJson(mesh.urls.registry, "/workmesh.v1.Faults/GetFaults", {})).body.rules;
+  assert.ok(Number(rules[0].injected) >= 1, "orders did try the registry");
+});
+
+test("a registry that hangs costs a cold call at most the resolve timeout", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  await callJson(mesh.urls.registry, "/workmesh.v1.Faults/SetFaults", {
+    rules: [{ service: "workmesh.v1.Registry", delayMs: 5000, delayPercent: 100 }],
+  });
+  const start = Date.now();
+  await createOrder(mesh, "hang-cold", 2);
+  const cold = Date.now() - start;
+  assert.ok(cold < 2000, `cold call took ${cold} ms with a hanging registry`);
+  const warmStart = Date.now();
+  for (let i = 0; i < 5; i++) await createOrder(mesh, `hang-warm-${i}`, 2);
+  const warm = (Date.now() - warmStart) / 5;
+  assert.ok(warm < 500, `warm calls took ${warm} ms each with a hanging registry`);
+});
+
+test("without a REGISTRY binding, calls go to the static binding", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, services: { orders: { REGISTRY: null } } });
+  t.after(() => mesh.dispose());
+  await countCatalogCalls(mesh);
+  for (let i = 0; i < 3; i++) await createOrder(mesh, `static-${i}`, 2);
+  assert.deepEqual(await catalogCalls(mesh), { v1: 6, v2: 0 });
+});
