@@ -152,13 +152,13 @@ test("a failed call is marked as an error with its Connect code", async () => {
   assert.equal(span.status.code, 0);
 });
 
-test("the console refuses what is not OTLP protobuf", async () => {
-  const json = await fetch(new URL("/v1/traces", mesh.urls.console), {
+test("the console refuses what is not OTLP", async () => {
+  const text = await fetch(new URL("/v1/traces", mesh.urls.console), {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "text/plain" },
     body: "{}",
   });
-  assert.equal(json.status, 415);
+  assert.equal(text.status, 415);
   const garbage = await fetch(new URL("/v1/traces", mesh.urls.console), {
     method: "POST",
     headers: { "content-type": "application/x-protobuf" },

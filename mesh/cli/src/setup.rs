@@ -5,6 +5,10 @@
 //! from GitHub on first use. We install each from a registry instead and point
 //! worker-build at them through `WASM_BINDGEN_BIN`, `WASM_OPT_BIN` and
 //! `ESBUILD_BIN` (see [`build_env`]).
+//!
+//! The dashboard's browser test (tests/e2e/dashboard.test.mjs) drives
+//! Debian's `chromium` through playwright-core (an npm package without a
+//! browser of its own); set-up installs it with apt-get when it is missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,7 +29,81 @@ pub fn run(project: &Project) -> Result<()> {
     let bindgen_version = locked_version(project, "wasm-bindgen")?;
     ensure_cargo_tool("wasm-bindgen-cli", "wasm-bindgen", &bindgen_version)?;
     ensure_node_modules(project)?;
+    ensure_chromium()?;
     Ok(())
+}
+
+/// Where the dashboard test finds the browser (Debian's package).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Installs Debian's `chromium` unless [`CHROMIUM`] exists: as root with
+/// apt-get, otherwise through `sudo -n` (never a password prompt); when
+/// neither works, an error says what to install.
+fn ensure_chromium() -> Result<()> {
+    if std::path::Path::new(CHROMIUM).exists() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    let sudo = !root
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|out| out.status.success());
+    let apt = Command::new("apt-get")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let commands = match chromium_install_plan(root, sudo, apt) {
+        Ok(commands) => commands,
+        Err(message) => bail!(message),
+    };
+    eprintln!("setup: installing Debian's chromium for the dashboard test (once per machine)");
+    for argv in commands {
+        let (program, args) = argv.split_first().context("empty install command")?;
+        checked(
+            Command::new(program)
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    if !std::path::Path::new(CHROMIUM).exists() {
+        bail!("apt-get installed chromium, but {CHROMIUM} is still missing");
+    }
+    Ok(())
+}
+
+/// The commands that install chromium, or why this user cannot.
+fn chromium_install_plan(
+    root: bool,
+    sudo: bool,
+    apt: bool,
+) -> std::result::Result<Vec<Vec<String>>, String> {
+    let manual = format!(
+        "{CHROMIUM} is missing: the dashboard test needs Debian's chromium package \
+         (`sudo apt-get install -y chromium`, or your system's Chromium installed at {CHROMIUM})"
+    );
+    if !apt {
+        return Err(format!("{manual}; apt-get is not available here"));
+    }
+    let prefix: &[&str] = if root {
+        &[]
+    } else if sudo {
+        &["sudo", "-n", "--preserve-env=DEBIAN_FRONTEND"]
+    } else {
+        return Err(format!(
+            "{manual}; set-up cannot install it: not root and sudo needs a password"
+        ));
+    };
+    let command = |args: &[&str]| -> Vec<String> {
+        prefix.iter().chain(args).map(|s| (*s).to_owned()).collect()
+    };
+    Ok(vec![
+        command(&["apt-get", "update", "-q"]),
+        command(&["apt-get", "install", "-y", "-q", "chromium"]),
+    ])
 }
 
 /// The environment that makes worker-build use our tools instead of downloading its own.
@@ -129,4 +207,29 @@ fn locked_version(project: &Project, package: &str) -> Result<String> {
         }
     }
     bail!("{package} is not in Cargo.lock")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn chromium_installs_as_root_or_through_sudo_and_says_what_to_do_otherwise() {
+        let as_root = chromium_install_plan(true, false, true).unwrap_or_default();
+        assert_eq!(as_root[0], ["apt-get", "update", "-q"]);
+        assert_eq!(as_root[1], ["apt-get", "install", "-y", "-q", "chromium"]);
+        let with_sudo = chromium_install_plan(false, true, true).unwrap_or_default();
+        assert!(with_sudo.iter().all(|c| c[0] == "sudo" && c[1] == "-n"));
+        assert_eq!(with_sudo[1].last().map(String::as_str), Some("chromium"));
+        let neither = chromium_install_plan(false, false, true).unwrap_err();
+        assert!(
+            neither.contains("sudo apt-get install -y chromium"),
+            "{neither}"
+        );
+        assert!(neither.contains("not root"), "{neither}");
+        let no_apt = chromium_install_plan(true, false, false).unwrap_err();
+        assert!(no_apt.contains("apt-get is not available"), "{no_apt}");
+    }
 }

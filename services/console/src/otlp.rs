@@ -1,4 +1,5 @@
-//! OTLP/HTTP protobuf in, rows out: what the console stores of each span.
+//! OTLP/HTTP in (protobuf or JSON), rows out: what the console stores of
+//! each span, and the receiver's responses.
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -36,12 +37,57 @@ pub struct Decoded {
     pub rejected: i64,
 }
 
-/// Decodes an `ExportTraceServiceRequest`. Undecodable or oversized input is
-/// an `Err` with a message for the sender; spans with invalid ids are
-/// skipped and counted.
+/// The two encodings of OTLP/HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    /// The encoding a `content-type` names (parameters such as `charset`
+    /// are ignored); `None` for anything else.
+    pub fn from_content_type(content_type: &str) -> Option<Encoding> {
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case(PROTOBUF) {
+            Some(Encoding::Protobuf)
+        } else if media.eq_ignore_ascii_case(JSON) {
+            Some(Encoding::Json)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => PROTOBUF,
+            Encoding::Json => JSON,
+        }
+    }
+}
+
+pub const PROTOBUF: &str = workmesh::trace::otlp::PROTOBUF;
+pub const JSON: &str = "application/json";
+
+/// Decodes an `ExportTraceServiceRequest` in either encoding. Undecodable
+/// or oversized input is an `Err` with a message for the sender; spans with
+/// invalid ids are skipped and counted.
+pub fn decode_traces(encoding: Encoding, body: &[u8]) -> Result<Decoded, String> {
+    let request = match encoding {
+        Encoding::Protobuf => proto::ExportTraceServiceRequest::decode(body)
+            .map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))?,
+        Encoding::Json => crate::otlp_json::trace_request(body)
+            .map_err(|e| format!("not an OTLP/JSON ExportTraceServiceRequest: {e}"))?,
+    };
+    rows_of(request)
+}
+
+/// Decodes a protobuf `ExportTraceServiceRequest` (see [`decode_traces`]).
 pub fn decode_export(body: &[u8]) -> Result<Decoded, String> {
-    let request = proto::ExportTraceServiceRequest::decode(body)
-        .map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))?;
+    decode_traces(Encoding::Protobuf, body)
+}
+
+fn rows_of(request: proto::ExportTraceServiceRequest) -> Result<Decoded, String> {
     let total: usize = request
         .resource_spans
         .iter()
@@ -55,13 +101,7 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, String> {
     }
     let mut decoded = Decoded::default();
     for resource_spans in request.resource_spans {
-        let service = resource_spans
-            .resource
-            .as_ref()
-            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
-            .and_then(|kv| kv.value.as_ref())
-            .map(display_value)
-            .unwrap_or_else(|| "unknown_service".to_owned());
+        let service = service_name(resource_spans.resource.as_ref());
         for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
             match row(&service, span) {
                 Some(row) => decoded.rows.push(row),
@@ -72,6 +112,16 @@ pub fn decode_export(body: &[u8]) -> Result<Decoded, String> {
     Ok(decoded)
 }
 
+/// A resource's `service.name` (`unknown_service` when it has none, as the
+/// OpenTelemetry SDKs default it).
+pub fn service_name(resource: Option<&proto::Resource>) -> String {
+    resource
+        .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+        .and_then(|kv| kv.value.as_ref())
+        .map(display_value)
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
 /// The `ExportTraceServiceResponse` for a result: `partial_success` only
 /// when something was refused.
 pub fn encode_response(rejected: i64, message: &str) -> Vec<u8> {
@@ -80,6 +130,67 @@ pub fn encode_response(rejected: i64, message: &str) -> Vec<u8> {
         error_message: message.to_owned(),
     });
     proto::ExportTraceServiceResponse { partial_success }.encode_to_vec()
+}
+
+/// The export response (traces or metrics: the same shape) in `encoding`.
+/// `rejected_field` is the JSON name of the count (`rejectedSpans`,
+/// `rejectedDataPoints`).
+pub fn export_response(
+    encoding: Encoding,
+    rejected: i64,
+    rejected_field: &str,
+    message: &str,
+) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => encode_response(rejected, message),
+        Encoding::Json => {
+            let body = if rejected > 0 {
+                serde_json::json!({ "partialSuccess": {
+                    rejected_field: rejected.to_string(),
+                    "errorMessage": message,
+                }})
+            } else {
+                serde_json::json!({})
+            };
+            body.to_string().into_bytes()
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// `google.rpc.Code.INVALID_ARGUMENT`.
+pub const INVALID_ARGUMENT: i32 = 3;
+/// `google.rpc.Code.UNAUTHENTICATED`.
+pub const UNAUTHENTICATED: i32 = 16;
+
+/// An error body as OTLP/HTTP receivers send it: a `google.rpc.Status` in
+/// the request's encoding (JSON when the encoding is unknown, so a person
+/// with curl can read it).
+pub fn error_body(encoding: Option<Encoding>, code: i32, message: &str) -> (Vec<u8>, &'static str) {
+    match encoding {
+        Some(Encoding::Protobuf) => (
+            RpcStatus {
+                code,
+                message: message.to_owned(),
+            }
+            .encode_to_vec(),
+            PROTOBUF,
+        ),
+        _ => (
+            serde_json::json!({ "code": code, "message": message })
+                .to_string()
+                .into_bytes(),
+            JSON,
+        ),
+    }
 }
 
 fn row(service: &str, span: proto::Span) -> Option<SpanRow> {
@@ -161,7 +272,7 @@ fn json_value(value: &proto::AnyValue) -> Value {
     }
 }
 
-fn display_value(value: &proto::AnyValue) -> String {
+pub(crate) fn display_value(value: &proto::AnyValue) -> String {
     match json_value(value) {
         Value::String(s) => s,
         other => other.to_string(),
@@ -242,6 +353,30 @@ mod tests {
                 .unwrap();
         assert_eq!(response.partial_success.unwrap().rejected, 1);
         assert!(encode_response(0, "").is_empty());
+    }
+
+    #[test]
+    fn content_types_pick_the_encoding_and_errors_follow_it() {
+        let of = Encoding::from_content_type;
+        assert_eq!(of("application/x-protobuf"), Some(Encoding::Protobuf));
+        assert_eq!(of("Application/JSON; charset=utf-8"), Some(Encoding::Json));
+        assert_eq!(of("text/plain"), None);
+        assert_eq!(of(""), None);
+        let (body, content_type) = error_body(Some(Encoding::Protobuf), 3, "bad");
+        assert_eq!(content_type, PROTOBUF);
+        let status = RpcStatus::decode(body.as_slice()).unwrap();
+        assert_eq!((status.code, status.message.as_str()), (3, "bad"));
+        let (body, content_type) = error_body(None, 3, "bad");
+        assert_eq!(content_type, JSON);
+        let status: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, serde_json::json!({"code": 3, "message": "bad"}));
+        let partial = export_response(Encoding::Json, 2, "rejectedSpans", "ids");
+        let partial: Value = serde_json::from_slice(&partial).unwrap();
+        assert_eq!(partial["partialSuccess"]["rejectedSpans"], "2");
+        assert_eq!(
+            export_response(Encoding::Json, 0, "rejectedSpans", ""),
+            b"{}"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! What the console shows: the JSON API's shapes and the two HTML pages
-//! (trace list, waterfall). Plain server-rendered HTML with inline CSS.
+//! What the console shows: the JSON API's shapes and the HTML pages (trace
+//! list, waterfall, service map, metrics, registry, sign-in). Plain
+//! server-rendered HTML with a small inline style sheet: no scripts, no
+//! external assets; every filter is a GET form.
 
 use std::fmt::Write;
 use workmesh::trace::tree::TreeKey;
@@ -109,33 +111,151 @@ fn time_of_day(ns: &str) -> String {
     )
 }
 
-const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2rem;color:#222}\
+const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:0 2rem 2rem;color:#222}\
+nav{display:flex;gap:1rem;align-items:center;padding:.6rem 0;border-bottom:1px solid #ddd;margin-bottom:1rem}\
+nav a.on{font-weight:700;text-decoration:none;color:#222}nav form{margin-left:auto}\
 table{border-collapse:collapse;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}\
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .err{color:#b00020;font-weight:600}a{color:#0645ad}code{font-size:12px}\
 .bar{position:relative;height:14px;background:#f3f3f3;min-width:300px}\
 .bar span{position:absolute;top:0;height:14px;background:#4a7bd0}\
-.bar span.e{background:#d04a4a}.k{color:#666;font-size:12px}";
+.bar span.e{background:#d04a4a}.k{color:#666;font-size:12px}\
+form.f{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:1rem}\
+form.f label{display:flex;flex-direction:column;font-size:12px;color:#555}\
+.msg{padding:.5rem .8rem;background:#fdecee;border:1px solid #f3b5bd;color:#7a0012;margin:1rem 0}\
+svg{max-width:100%;height:auto;margin:1rem 0}";
 
-fn page(title: &str, body: &str) -> String {
+/// The pages of the top navigation: (path, label).
+const PAGES: [(&str, &str); 4] = [
+    ("/", "Traces"),
+    ("/map", "Service map"),
+    ("/metrics", "Metrics"),
+    ("/registry", "Registry"),
+];
+
+/// A whole page; `active` is the path of the navigation entry to mark, or
+/// `""` for a page outside the navigation (login).
+pub fn page(title: &str, active: &str, body: &str) -> String {
+    let mut nav = String::from("<nav><strong>workmesh</strong>");
+    if !active.is_empty() {
+        for (path, label) in PAGES {
+            let class = if path == active { " class=\"on\"" } else { "" };
+            let _ = write!(nav, "<a href=\"{path}\"{class}>{label}</a>");
+        }
+    }
+    nav.push_str("</nav>");
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{}</title><style>{STYLE}</style></head><body>{nav}{body}</body></html>",
         escape(title)
     )
 }
 
-/// `GET /`: recent traces.
-pub fn list_page(traces: &[TraceRow], service: &str) -> String {
-    let mut body = String::from("<h1>workmesh traces</h1>");
-    let _ = write!(
-        body,
-        "<form method=\"get\" action=\"/\">service <input name=\"service\" value=\"{}\"> <button>filter</button></form>",
-        escape(service)
-    );
-    if traces.is_empty() {
-        body.push_str("<p>No traces yet.</p>");
-        return page("workmesh traces", &body);
+/// A red box with a message (a bad filter, an unreachable registry).
+pub fn message(text: &str) -> String {
+    format!("<p class=\"msg\" role=\"alert\">{}</p>", escape(text))
+}
+
+/// The `since` choices of the forms.
+const SINCE: [(&str, &str); 7] = [
+    ("", "any time"),
+    ("5m", "last 5 min"),
+    ("15m", "last 15 min"),
+    ("1h", "last hour"),
+    ("6h", "last 6 h"),
+    ("24h", "last 24 h"),
+    ("7d", "last 7 days"),
+];
+
+fn since_select(current: &str, allow_any: bool) -> String {
+    let mut out = String::from("<label>time<select name=\"since\">");
+    let mut known = false;
+    for (value, label) in SINCE {
+        if value.is_empty() && !allow_any {
+            continue;
+        }
+        let selected = if value == current {
+            known = true;
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(out, "<option value=\"{value}\"{selected}>{label}</option>");
     }
-    body.push_str("<table><tr><th>start (UTC)</th><th>root</th><th>service</th><th>duration</th><th>spans</th><th>trace</th></tr>");
+    if !known {
+        let current = escape(current);
+        let _ = write!(
+            out,
+            "<option value=\"{current}\" selected>last {current}</option>"
+        );
+    }
+    out.push_str("</select></label>");
+    out
+}
+
+/// The raw query values the list form shows again (valid or not).
+#[derive(Debug, Default)]
+pub struct ListForm {
+    pub service: String,
+    pub method: String,
+    pub status: String,
+    pub min_duration_ms: String,
+    pub since: String,
+}
+
+fn list_form(form: &ListForm) -> String {
+    let mut status = String::from("<label>status<select name=\"status\">");
+    let mut known = false;
+    for (value, label) in [("", "any"), ("ok", "ok"), ("error", "error")]
+        .into_iter()
+        .chain(workmesh::Code::ALL.iter().map(|c| (c.as_str(), c.as_str())))
+    {
+        let selected = if value == form.status {
+            known = true;
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            status,
+            "<option value=\"{value}\"{selected}>{label}</option>"
+        );
+    }
+    if !known {
+        let value = escape(&form.status);
+        let _ = write!(
+            status,
+            "<option value=\"{value}\" selected>{value}</option>"
+        );
+    }
+    status.push_str("</select></label>");
+    format!(
+        "<form class=\"f\" method=\"get\" action=\"/\">\
+         <label>service<input name=\"service\" value=\"{}\" placeholder=\"shop.v1.OrderService\"></label>\
+         <label>method<input name=\"method\" value=\"{}\" placeholder=\"CreateOrder\"></label>\
+         {status}<label>min ms<input name=\"min_duration_ms\" value=\"{}\" size=\"6\" inputmode=\"decimal\"></label>\
+         {}<button>filter</button></form>",
+        escape(&form.service),
+        escape(&form.method),
+        escape(&form.min_duration_ms),
+        since_select(&form.since, true),
+    )
+}
+
+/// `GET /`: recent traces, filtered; `error` is a bad filter's message
+/// (the list is then empty).
+pub fn list_page(traces: &[TraceRow], form: &ListForm, error: Option<&str>) -> String {
+    let mut body = String::from("<h1>Traces</h1>");
+    body.push_str(&list_form(form));
+    if let Some(error) = error {
+        body.push_str(&message(error));
+        return page("workmesh traces", "/", &body);
+    }
+    if traces.is_empty() {
+        body.push_str("<p>No traces match.</p>");
+        return page("workmesh traces", "/", &body);
+    }
+    body.push_str("<table><tr><th>start (UTC)</th><th>root</th><th>service</th><th class=\"n\">duration</th><th class=\"n\">spans</th><th>trace</th></tr>");
     for trace in traces {
         let class = if trace.error != 0 {
             " class=\"err\""
@@ -144,7 +264,7 @@ pub fn list_page(traces: &[TraceRow], service: &str) -> String {
         };
         let _ = write!(
             body,
-            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{:.1} ms</td><td>{}</td><td><a href=\"/trace/{}\"><code>{}</code></a></td></tr>",
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.1} ms</td><td class=\"n\">{}</td><td><a href=\"/trace/{}\"><code>{}</code></a></td></tr>",
             time_of_day(&trace.start_ns),
             escape(trace.root_name.as_deref().unwrap_or("?")),
             escape(trace.root_service.as_deref().unwrap_or("?")),
@@ -155,7 +275,179 @@ pub fn list_page(traces: &[TraceRow], service: &str) -> String {
         );
     }
     body.push_str("</table>");
-    page("workmesh traces", &body)
+    page("workmesh traces", "/", &body)
+}
+
+/// `GET /map`: the service map as a graph and a table.
+pub fn map_page(edges: &[crate::map::Edge], since: &str, error: Option<&str>) -> String {
+    let mut body = format!(
+        "<h1>Service map</h1><form class=\"f\" method=\"get\" action=\"/map\">{}<button>show</button></form>",
+        since_select(since, false)
+    );
+    if let Some(error) = error {
+        body.push_str(&message(error));
+        return page("workmesh service map", "/map", &body);
+    }
+    if edges.is_empty() {
+        body.push_str("<p>No calls between services in this window.</p>");
+        return page("workmesh service map", "/map", &body);
+    }
+    body.push_str(&crate::map::svg(edges));
+    body.push_str("<table id=\"edges\"><tr><th>caller</th><th>callee</th><th class=\"n\">calls</th><th class=\"n\">rate</th><th class=\"n\">errors</th><th class=\"n\">p50</th><th class=\"n\">p99</th></tr>");
+    for edge in edges {
+        let class = if edge.errors > 0 {
+            " class=\"err\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            body,
+            "<tr{class}><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td><td class=\"n\">{:.1} ms</td><td class=\"n\">{:.1} ms</td></tr>",
+            escape(&edge.caller),
+            escape(&edge.callee),
+            edge.calls,
+            rate(edge.rate),
+            edge.error_rate * 100.0,
+            edge.p50_ms,
+            edge.p99_ms,
+        );
+    }
+    body.push_str("</table>");
+    page("workmesh service map", "/map", &body)
+}
+
+/// A rate readable at any size: per second from 1/s up, per minute below.
+pub fn rate(per_second: f64) -> String {
+    if per_second >= 1.0 {
+        format!("{per_second:.1}/s")
+    } else {
+        format!("{:.2}/min", per_second * 60.0)
+    }
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} ms"))
+}
+
+/// `GET /metrics`: RED per method from the exported metrics.
+pub fn metrics_page(
+    methods: &[crate::metrics::MethodRed],
+    since: &str,
+    error: Option<&str>,
+) -> String {
+    let mut body = format!(
+        "<h1>Metrics</h1><form class=\"f\" method=\"get\" action=\"/metrics\">{}<button>show</button></form>",
+        since_select(since, false)
+    );
+    if let Some(error) = error {
+        body.push_str(&message(error));
+        return page("workmesh metrics", "/metrics", &body);
+    }
+    if methods.is_empty() {
+        body.push_str("<p>No RED metrics in this window (Workers export them to <code>/v1/metrics</code>).</p>");
+        return page("workmesh metrics", "/metrics", &body);
+    }
+    body.push_str("<table><tr><th>side</th><th>service</th><th>method</th><th class=\"n\">requests</th><th class=\"n\">rate</th><th class=\"n\">errors</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">mean</th></tr>");
+    for m in methods {
+        let class = if m.errors > 0.0 { " class=\"err\"" } else { "" };
+        let _ = write!(
+            body,
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&m.side),
+            escape(&m.service),
+            escape(&m.method),
+            m.requests,
+            rate(m.rate),
+            m.error_rate * 100.0,
+            ms(m.p50_ms),
+            ms(m.p99_ms),
+            ms(m.mean_ms),
+        );
+    }
+    body.push_str("</table>");
+    page("workmesh metrics", "/metrics", &body)
+}
+
+/// `GET /registry`: the registry's instances, or why they could not be read.
+pub fn registry_page(
+    instances: Result<&[workmesh::proto::v1::Instance], &str>,
+    now_ms: i64,
+) -> String {
+    use workmesh::proto::v1::{instance::Endpoint, BreakerState, HealthState};
+    let mut body = String::from("<h1>Registry</h1>");
+    let instances = match instances {
+        Ok(instances) => instances,
+        Err(error) => {
+            body.push_str(&message(&format!("The registry is unreachable: {error}")));
+            return page("workmesh registry", "/registry", &body);
+        }
+    };
+    if instances.is_empty() {
+        body.push_str("<p>No instances registered.</p>");
+        return page("workmesh registry", "/registry", &body);
+    }
+    body.push_str("<table><tr><th>service</th><th>instance</th><th>version</th><th>endpoint</th><th>health</th><th class=\"n\">weight</th><th>draining</th><th>ejection</th><th>breaker (reported)</th><th class=\"n\">ok / failed</th><th class=\"n\">heartbeat</th></tr>");
+    for i in instances {
+        let health = match HealthState::try_from(i.health) {
+            Ok(HealthState::Healthy) => "healthy",
+            Ok(HealthState::Unhealthy) => "unhealthy",
+            _ => "unknown",
+        };
+        let breaker = match BreakerState::try_from(i.breaker_state) {
+            Ok(BreakerState::Closed) => "closed",
+            Ok(BreakerState::Open) => "open",
+            Ok(BreakerState::HalfOpen) => "half-open",
+            _ => "–",
+        };
+        let endpoint = match &i.endpoint {
+            Some(Endpoint::Binding(b)) => format!("binding {b}"),
+            Some(Endpoint::Url(u)) => u.clone(),
+            None => "–".to_owned(),
+        };
+        let ejection = if i.ejected_until_ms > now_ms {
+            format!(
+                "ejected {:.0} s more (×{})",
+                (i.ejected_until_ms - now_ms) as f64 / 1000.0,
+                i.times_ejected
+            )
+        } else if i.times_ejected > 0 {
+            format!("back (ejected ×{})", i.times_ejected)
+        } else {
+            "–".to_owned()
+        };
+        let bad = health == "unhealthy" || i.ejected_until_ms > now_ms || breaker == "open";
+        let _ = write!(
+            body,
+            "<tr{}><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{health}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{breaker}</td><td class=\"n\">{} / {}</td><td class=\"n\">{:.0} s ago</td></tr>",
+            if bad { " class=\"err\"" } else { "" },
+            escape(&i.service),
+            escape(&i.instance_id),
+            escape(&i.version),
+            escape(&endpoint),
+            i.weight,
+            if i.draining { "yes" } else { "no" },
+            escape(&ejection),
+            i.reported_successes,
+            i.reported_failures,
+            (now_ms - i.last_heartbeat_ms).max(0) as f64 / 1000.0,
+        );
+    }
+    body.push_str("</table>");
+    page("workmesh registry", "/registry", &body)
+}
+
+/// The token form of a deployed console.
+pub fn login_page(error: Option<&str>) -> String {
+    let mut body = String::from("<h1>Sign in</h1>");
+    if let Some(error) = error {
+        body.push_str(&message(error));
+    }
+    body.push_str(
+        "<form class=\"f\" method=\"post\" action=\"/login\"><label>console token\
+         <input name=\"token\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button>sign in</button></form>",
+    );
+    page("workmesh console: sign in", "", &body)
 }
 
 /// `GET /trace/<id>`: the waterfall.
@@ -166,7 +458,7 @@ pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
     );
     if spans.is_empty() {
         body.push_str("<p>No spans for this trace (yet).</p>");
-        return page("trace", &body);
+        return page("trace", "/", &body);
     }
     let start = spans
         .iter()
@@ -181,7 +473,7 @@ pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
     let total = end.saturating_sub(start).max(1) as f64;
     let _ = write!(
         body,
-        "<p>{} spans, {:.1} ms</p><table><tr><th>span</th><th>service</th><th>duration</th><th style=\"width:40%\">timeline</th></tr>",
+        "<p>{} spans, {:.1} ms</p><table id=\"waterfall\"><tr><th>span</th><th>service</th><th>duration</th><th style=\"width:40%\">timeline</th></tr>",
         spans.len(),
         (end - start) as f64 / 1e6
     );
@@ -209,7 +501,7 @@ pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
         );
     }
     body.push_str("</table>");
-    page("trace", &body)
+    page("trace", "/", &body)
 }
 
 #[cfg(test)]
@@ -260,5 +552,12 @@ mod tests {
         assert_eq!(value["startTimeUnixNano"], "1000000");
         assert_eq!(value["parentSpanId"], Value::Null);
         assert_eq!(value["kind"], "SERVER");
+    }
+
+    #[test]
+    fn rates_switch_to_per_minute_below_one_per_second() {
+        assert_eq!(rate(2.34), "2.3/s");
+        assert_eq!(rate(1.0 / 3600.0), "0.02/min");
+        assert_eq!(rate(0.5), "30.00/min");
     }
 }

@@ -1,0 +1,96 @@
+// The console with WORKMESH_CONSOLE_TOKEN set: the receiver, the API and
+// the pages need the token (bearer header or the sign-in cookie). This mesh
+// also cuts the console off from the registry (a client-side fault), so the
+// registry page must say so and still render.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startMesh } from "./helpers.mjs";
+
+const TOKEN = "e2e-console-token";
+let mesh;
+before(async () => {
+  mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: {
+      console: {
+        WORKMESH_CONSOLE_TOKEN: TOKEN,
+        WORKMESH_RESILIENCE: JSON.stringify({
+          faults: { enabled: true, rules: [{ service: "workmesh.v1.Registry", abort: { code: "unavailable", percent: 100 } }] },
+        }),
+      },
+    },
+  });
+});
+after(async () => {
+  await mesh?.dispose();
+});
+
+const url = (path) => new URL(path, mesh.urls.console);
+const bearer = { authorization: `Bearer ${TOKEN}` };
+
+test("without the token: 401 everywhere but health and sign-in", async () => {
+  for (const path of ["/", "/api/traces", "/map", "/api/service-map", "/metrics", "/registry", "/trace/4bf92f3577b34da6a3ce929d0e0e4736"]) {
+    const res = await fetch(url(path));
+    assert.equal(res.status, 401, path);
+    await res.arrayBuffer();
+  }
+  const page = await fetch(url("/"));
+  assert.match(await page.text(), /name="token"/, "browsers get the sign-in form");
+  const wrong = await fetch(url("/api/traces"), { headers: { authorization: "Bearer nope" } });
+  assert.equal(wrong.status, 401);
+  const otlp = await fetch(url("/v1/traces"), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  assert.equal(otlp.status, 401);
+  assert.equal((await otlp.json()).code, 16, "google.rpc.Code UNAUTHENTICATED");
+  const health = await fetch(url("/workmesh.v1.Health/Check"), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  assert.equal(health.status, 200);
+  await health.arrayBuffer();
+});
+
+test("with the bearer token: 200", async () => {
+  const otlp = await fetch(url("/v1/traces"), { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: "{}" });
+  assert.equal(otlp.status, 200);
+  await otlp.arrayBuffer();
+  for (const path of ["/", "/api/traces", "/map", "/metrics"]) {
+    const res = await fetch(url(path), { headers: bearer });
+    assert.equal(res.status, 200, path);
+    await res.arrayBuffer();
+  }
+});
+
+test("the sign-in form sets an HttpOnly, SameSite=Strict cookie that opens the pages", async () => {
+  const bad = await fetch(url("/login"), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "token=guess",
+    redirect: "manual",
+  });
+  assert.equal(bad.status, 401);
+  assert.equal(bad.headers.get("set-cookie"), null);
+  await bad.arrayBuffer();
+  const good = await fetch(url("/login"), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: `token=${encodeURIComponent(TOKEN)}`,
+    redirect: "manual",
+  });
+  assert.equal(good.status, 303);
+  const cookie = good.headers.get("set-cookie");
+  assert.match(cookie, /HttpOnly/);
+  assert.match(cookie, /SameSite=Strict/);
+  const page = await fetch(url("/"), { headers: { cookie: cookie.split(";")[0] } });
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<h1>Traces<\/h1>/);
+});
+
+test("an unreachable registry is reported on the page; the page still renders", async () => {
+  const page = await fetch(url("/registry"), { headers: bearer });
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  assert.match(html, /The registry is unreachable: unavailable/);
+  assert.match(html, /<nav>/);
+  const api = await fetch(url("/api/registry"), { headers: bearer });
+  assert.equal(api.status, 502);
+  assert.match((await api.json()).error, /unreachable/);
+});

@@ -1,0 +1,314 @@
+// The console Worker's own API, end to end: OTLP/JSON and protobuf input,
+// metrics, retention, trace search, the service map, the registry view.
+// (The browser walk through the dashboard is dashboard.test.mjs.)
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { startMesh, callJson } from "./helpers.mjs";
+
+let mesh;
+before(async () => {
+  mesh = await startMesh({ persistTo: false, ephemeralPorts: true });
+});
+after(async () => {
+  await mesh?.dispose();
+});
+
+const hex = (bytes) => randomBytes(bytes).toString("hex");
+const nowNs = () => BigInt(Date.now()) * 1_000_000n;
+
+/** One OTLP/JSON span. */
+function jsonSpan({ traceId, spanId, parent = "", name, kind = 2, startNs, durationMs = 5, attrs = {}, error = false }) {
+  return {
+    traceId,
+    spanId,
+    parentSpanId: parent,
+    name,
+    kind,
+    startTimeUnixNano: startNs.toString(),
+    endTimeUnixNano: (startNs + BigInt(Math.round(durationMs * 1e6))).toString(),
+    attributes: Object.entries(attrs).map(([key, value]) => ({ key, value: { stringValue: value } })),
+    status: error ? { code: 2, message: "failed" } : {},
+  };
+}
+
+function exportBody(service, spans) {
+  return {
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: "service.name", value: { stringValue: service } }] },
+        scopeSpans: [{ scope: { name: "e2e" }, spans }],
+      },
+    ],
+  };
+}
+
+async function post(path, body, contentType = "application/json", headers = {}) {
+  const res = await fetch(new URL(path, mesh.urls.console), {
+    method: "POST",
+    headers: { "content-type": contentType, ...headers },
+    body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text };
+}
+
+async function getJson(path, expected = 200) {
+  const res = await fetch(new URL(path, mesh.urls.console));
+  const text = await res.text();
+  assert.equal(res.status, expected, `${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+test("OTLP/JSON spans are stored and shown like protobuf ones", async () => {
+  const traceId = hex(16);
+  const root = hex(8);
+  const res = await post(
+    "/v1/traces",
+    exportBody("json.Svc", [
+      jsonSpan({ traceId, spanId: root, name: "json.Svc/Do", startNs: nowNs(), durationMs: 12 }),
+      { traceId, spanId: "01", name: "refused: short id" },
+    ]),
+  );
+  assert.equal(res.status, 200, res.text);
+  assert.match(res.headers.get("content-type"), /application\/json/);
+  const body = JSON.parse(res.text);
+  assert.equal(body.partialSuccess.rejectedSpans, "1");
+  const trace = await getJson(`/api/traces/${traceId}`);
+  assert.equal(trace.spans.length, 1);
+  assert.equal(trace.spans[0].service, "json.Svc");
+  assert.equal(trace.spans[0].durationMs, 12);
+});
+
+test("bad OTLP bodies get 400 with a google.rpc.Status; other types 415", async () => {
+  const bad = await post("/v1/traces", '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz!"}]}]}]}');
+  assert.equal(bad.status, 400);
+  const status = JSON.parse(bad.text);
+  assert.equal(status.code, 3);
+  assert.match(status.message, /resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.traceId: expected a hex string/);
+  const notJson = await post("/v1/traces", "{oops");
+  assert.equal(notJson.status, 400);
+  assert.match(JSON.parse(notJson.text).message, /not valid JSON/);
+  const garbage = await post("/v1/traces", new Uint8Array([0xff, 0xff, 0xff, 0x01]), "application/x-protobuf");
+  assert.equal(garbage.status, 400);
+  assert.match(garbage.headers.get("content-type"), /application\/x-protobuf/);
+  const form = await post("/v1/traces", "a=b", "application/x-www-form-urlencoded");
+  assert.equal(form.status, 415);
+  assert.match(JSON.parse(form.text).message, /application\/x-protobuf or application\/json/);
+});
+
+/** OTLP/JSON RED metrics as workmesh exports them (cumulative). */
+function redExport({ service, method, startNs, timeNs, requests, errors = 0, buckets }) {
+  const attrs = (code) => [
+    { key: "rpc.system", value: { stringValue: "connect_rpc" } },
+    { key: "rpc.service", value: { stringValue: service } },
+    { key: "rpc.method", value: { stringValue: method } },
+    ...(code ? [{ key: "rpc.connect_rpc.error_code", value: { stringValue: code } }] : []),
+  ];
+  const point = (value) => ({
+    attributes: attrs(),
+    startTimeUnixNano: startNs.toString(),
+    timeUnixNano: timeNs.toString(),
+    asInt: String(value),
+  });
+  const bounds = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
+  return {
+    resourceMetrics: [
+      {
+        resource: {
+          attributes: [
+            { key: "service.name", value: { stringValue: service } },
+            { key: "service.instance.id", value: { stringValue: "e2e-isolate" } },
+          ],
+        },
+        scopeMetrics: [
+          {
+            metrics: [
+              { name: "rpc.server.requests", sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [point(requests)] } },
+              { name: "rpc.server.errors", sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [point(errors)] } },
+              {
+                name: "rpc.server.duration",
+                histogram: {
+                  aggregationTemporality: 2,
+                  dataPoints: [
+                    {
+                      attributes: attrs(),
+                      startTimeUnixNano: startNs.toString(),
+                      timeUnixNano: timeNs.toString(),
+                      count: String(requests),
+                      sum: 0,
+                      bucketCounts: buckets.map(String),
+                      explicitBounds: bounds,
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+test("/v1/metrics stores RED points and /api/metrics turns cumulative exports into window numbers", async () => {
+  const start = nowNs() - 120_000_000_000n;
+  const method = `Red${hex(3)}`;
+  const buckets = (n) => [0, 0, 0, 0, 0, 0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0]; // (100, 250] ms
+  const first = await post("/v1/metrics", redExport({ service: "e2e.Red", method, startNs: start, timeNs: start + 30_000_000_000n, requests: 10, buckets: buckets(10) }));
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.text, "{}");
+  const second = await post(
+    "/v1/metrics",
+    redExport({ service: "e2e.Red", method, startNs: start, timeNs: nowNs(), requests: 40, errors: 4, buckets: buckets(40) }),
+  );
+  assert.equal(second.status, 200, second.text);
+
+  const all = (await getJson("/api/metrics?since=1h")).methods.find((m) => m.method === method);
+  assert.ok(all, "the method is listed");
+  assert.equal(all.side, "server");
+  assert.equal(all.requests, 40);
+  assert.equal(all.errors, 4);
+  assert.ok(all.p50Ms > 100 && all.p50Ms <= 250, `p50 ${all.p50Ms}`);
+  // Only the last 60 s: the second export minus the first.
+  const recent = (await getJson("/api/metrics?since=60s")).methods.find((m) => m.method === method);
+  assert.equal(recent.requests, 30);
+  assert.equal(recent.errors, 4);
+
+  const html = await (await fetch(new URL("/metrics?since=1h", mesh.urls.console))).text();
+  assert.match(html, new RegExp(method));
+
+  const bad = await post("/v1/metrics", { resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: "x", sum: { dataPoints: [{ asInt: "many" }] } }] }] }] });
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.text).message, /dataPoints\[0\]\.asInt: expected a 64-bit integer/);
+  assert.equal((await getJson("/api/metrics?since=soon", 400)).error.includes("since"), true);
+});
+
+test("retention: old spans go on the next ingest and on the cron sweep", async () => {
+  const oldNs = nowNs() - 48n * 3_600_000_000_000n;
+  const oldTrace = hex(16);
+  const oldSpan = () => exportBody("e2e.Old", [jsonSpan({ traceId: oldTrace, spanId: hex(8), name: "old", startNs: oldNs })]);
+  // An ingest deletes what is old *before* inserting, so this one stays for now.
+  assert.equal((await post("/v1/traces", oldSpan())).status, 200);
+  await getJson(`/api/traces/${oldTrace}`, 200);
+  const worker = await mesh.mf.getWorker("console");
+  await worker.scheduled({ cron: "*/15 * * * *" });
+  await getJson(`/api/traces/${oldTrace}`, 404);
+
+  // The next ingest of anything sweeps it too.
+  assert.equal((await post("/v1/traces", oldSpan())).status, 200);
+  await getJson(`/api/traces/${oldTrace}`, 200);
+  const fresh = hex(16);
+  assert.equal((await post("/v1/traces", exportBody("e2e.New", [jsonSpan({ traceId: fresh, spanId: hex(8), name: "new", startNs: nowNs() })]))).status, 200);
+  await getJson(`/api/traces/${oldTrace}`, 404);
+  await getJson(`/api/traces/${fresh}`, 200);
+
+  // Old metric points are swept by the cron as well.
+  const method = `Old${hex(3)}`;
+  await post("/v1/metrics", redExport({ service: "e2e.Old", method, startNs: oldNs, timeNs: oldNs + 1_000_000_000n, requests: 1, buckets: [1, ...Array(15).fill(0)] }));
+  const before = (await getJson("/api/metrics?since=7d")).methods.some((m) => m.method === method);
+  assert.equal(before, true);
+  await worker.scheduled({ cron: "*/15 * * * *" });
+  const after = (await getJson("/api/metrics?since=7d")).methods.some((m) => m.method === method);
+  assert.equal(after, false);
+});
+
+test("trace search filters by service, method, status, duration and time", async () => {
+  const tag = hex(3);
+  const base = nowNs();
+  const traces = {
+    fastOk: { id: hex(16), ms: 2, error: false, code: null, method: `Fast${tag}` },
+    slowOk: { id: hex(16), ms: 80, error: false, code: null, method: `Slow${tag}` },
+    notFound: { id: hex(16), ms: 5, error: false, code: "not_found", method: `Find${tag}` },
+    failed: { id: hex(16), ms: 9, error: true, code: "unavailable", method: `Fail${tag}` },
+  };
+  const service = `e2e.Search${tag}`;
+  const spans = Object.values(traces).map((t) =>
+    jsonSpan({
+      traceId: t.id,
+      spanId: hex(8),
+      name: `${service}/${t.method}`,
+      startNs: base,
+      durationMs: t.ms,
+      attrs: { "rpc.method": t.method, ...(t.code ? { "rpc.connect_rpc.error_code": t.code } : {}) },
+      error: t.error,
+    }),
+  );
+  assert.equal((await post("/v1/traces", exportBody(service, spans))).status, 200);
+  const ids = async (query) =>
+    new Set((await getJson(`/api/traces?service=${service}&limit=500&${query}`)).traces.map((t) => t.traceId));
+
+  assert.deepEqual(await ids(""), new Set(Object.values(traces).map((t) => t.id)));
+  assert.deepEqual(await ids(`method=Slow${tag}`), new Set([traces.slowOk.id]));
+  assert.deepEqual(await ids(`method=${service}/Fast${tag}`), new Set([traces.fastOk.id]));
+  assert.deepEqual(await ids("status=ok"), new Set([traces.fastOk.id, traces.slowOk.id]));
+  assert.deepEqual(await ids("status=error"), new Set([traces.notFound.id, traces.failed.id]));
+  assert.deepEqual(await ids("status=not_found"), new Set([traces.notFound.id]));
+  assert.deepEqual(await ids("min_duration_ms=50"), new Set([traces.slowOk.id]));
+  assert.deepEqual(await ids("since=5m"), new Set(Object.values(traces).map((t) => t.id)));
+  const fromMs = Number(base / 1_000_000n) + 1;
+  assert.deepEqual(await ids(`from=${fromMs}`), new Set());
+  assert.deepEqual(await ids(`from=${fromMs - 10}&to=${fromMs + 10}`).then((s) => s.size), 4);
+
+  // Bad values: 400 with the parameter named, on the API and the HTML list alike.
+  for (const [query, expected] of [
+    ["status=broken", /status: expected ok, error or a Connect code/],
+    ["min_duration_ms=fast", /min_duration_ms/],
+    ["since=yesterday", /since: expected a duration/],
+    ["limit=0", /limit: expected a whole number from 1/],
+    ["from=5&to=1", /from is after to/],
+  ]) {
+    const body = await getJson(`/api/traces?${query}`, 400);
+    assert.match(body.error, expected, query);
+    const page = await fetch(new URL(`/?${query}`, mesh.urls.console));
+    assert.equal(page.status, 400, query);
+    assert.match(await page.text(), expected);
+  }
+  const page = await (await fetch(new URL(`/?service=${service}&status=not_found`, mesh.urls.console))).text();
+  assert.match(page, new RegExp(traces.notFound.id));
+  assert.doesNotMatch(page, new RegExp(traces.fastOk.id));
+});
+
+test("the service map shows orders → catalog after a CreateOrder, with rates and latency", async () => {
+  const res = await callJson(mesh.urls.orders, "/shop.v1.OrderService/CreateOrder", {
+    customerId: "map-cust",
+    requestId: `map-${hex(4)}`,
+    items: [{ sku: "SKU-0001", quantity: 1 }],
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const edge = await (async () => {
+    const start = Date.now();
+    while (Date.now() - start < 10_000) {
+      const { edges } = await getJson("/api/service-map?since=15m");
+      const found = edges.find((e) => e.caller === "shop.v1.OrderService" && e.callee === "shop.v1.CatalogService");
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail("no orders → catalog edge");
+  })();
+  assert.ok(edge.calls >= 1);
+  assert.ok(edge.rate > 0);
+  assert.equal(edge.errorRate, 0);
+  assert.ok(edge.p99Ms >= edge.p50Ms && edge.p50Ms >= 0);
+  const html = await (await fetch(new URL("/map?since=15m", mesh.urls.console))).text();
+  assert.match(html, /<svg/);
+  assert.match(html, /shop\.v1\.OrderService<\/td><td>shop\.v1\.CatalogService/);
+  assert.match((await getJson("/api/service-map?since=1w", 400)).error, /since/);
+});
+
+test("the registry page lists instances through the REGISTRY binding", async () => {
+  const reg = await callJson(mesh.urls.registry, "/workmesh.v1.Registry/Register", {
+    instance: { service: "shop.v1.CatalogService", instanceId: "console-view-a", version: "v7", binding: "CATALOG", weight: 40 },
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  await callJson(mesh.urls.registry, "/workmesh.v1.Registry/Drain", { instanceId: "console-view-a" });
+  const { instances } = await getJson("/api/registry");
+  const instance = instances.find((i) => i.instanceId === "console-view-a");
+  assert.equal(instance.version, "v7");
+  assert.equal(instance.weight, 40);
+  assert.equal(instance.draining, true);
+  const html = await (await fetch(new URL("/registry", mesh.urls.console))).text();
+  assert.match(html, /console-view-a/);
+  assert.match(html, /<td>v7<\/td><td>binding CATALOG<\/td><td>healthy<\/td><td class="n">40<\/td><td>yes<\/td>/);
+});
