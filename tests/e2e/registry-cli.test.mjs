@@ -43,9 +43,25 @@ test("services lists every instance with its version, endpoint, weight and healt
   assert.equal(byId["cli-catalog-a"].health, "healthy");
   assert.equal(byId["cli-catalog-a"].ejected, "-");
 
+  assert.equal(byId["cli-catalog-a"].breaker, "-");
+
   const other = workmesh("services", "--service", "shop.v1.OrderService", "--url", mesh.urls.registry);
   assert.equal(other.code, 0, other.stderr);
   assert.doesNotMatch(other.stdout, /cli-catalog/, "--service filters");
+});
+
+test("services shows the breaker state and outcome totals callers reported", async () => {
+  const report = await callJson(mesh.urls.registry, "/workmesh.v1.Registry/ReportOutcomes", {
+    reportId: "cli-report-1",
+    outcomes: [{ instanceId: "cli-catalog-b", successes: 7, failures: 1, breakerState: "BREAKER_STATE_OPEN" }],
+  });
+  assert.equal(report.status, 200, JSON.stringify(report.body));
+  const res = workmesh("services", "--service", SERVICE, "--url", mesh.urls.registry);
+  assert.equal(res.code, 0, res.stderr);
+  const b = parseTable(res.stdout).find((r) => r.instance === "cli-catalog-b");
+  assert.equal(b.breaker, "open");
+  assert.equal(b.ok, "7");
+  assert.equal(b.failed, "1");
 });
 
 test("weights sets per-version weights that Resolve then returns", async () => {

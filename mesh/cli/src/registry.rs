@@ -13,7 +13,8 @@ use anyhow::{anyhow, bail, Result};
 use workmesh::client::HttpTransport;
 use workmesh::proto::v1::registry_client::RegistryClient;
 use workmesh::proto::v1::{
-    instance::Endpoint, DrainRequest, HealthState, Instance, ListRequest, SetWeightsRequest,
+    instance::Endpoint, BreakerState, DrainRequest, HealthState, Instance, ListRequest,
+    SetWeightsRequest,
 };
 use workmesh::ConnectError;
 
@@ -165,10 +166,20 @@ fn ejected(instance: &Instance, now_ms: i64) -> String {
     }
 }
 
+/// The worst breaker state callers reported recently (`-` when none did).
+fn breaker(instance: &Instance) -> &'static str {
+    match BreakerState::try_from(instance.breaker_state) {
+        Ok(BreakerState::Closed) => "closed",
+        Ok(BreakerState::Open) => "open",
+        Ok(BreakerState::HalfOpen) => "half-open",
+        Ok(BreakerState::Unspecified) | Err(_) => "-",
+    }
+}
+
 fn instances_table(instances: &[Instance], now_ms: i64) -> String {
     let header = [
         "SERVICE", "INSTANCE", "VERSION", "ENDPOINT", "WEIGHT", "HEALTH", "DRAINING", "EJECTED",
-        "TIMES",
+        "TIMES", "BREAKER", "OK", "FAILED",
     ];
     let rows: Vec<Vec<String>> = instances
         .iter()
@@ -183,6 +194,9 @@ fn instances_table(instances: &[Instance], now_ms: i64) -> String {
                 if i.draining { "yes" } else { "no" }.to_string(),
                 ejected(i, now_ms),
                 i.times_ejected.to_string(),
+                breaker(i).to_string(),
+                i.reported_successes.to_string(),
+                i.reported_failures.to_string(),
             ]
         })
         .collect();
@@ -288,6 +302,9 @@ mod tests {
             draining: true,
             ejected_until_ms: 12_500,
             times_ejected: 2,
+            breaker_state: BreakerState::Open as i32,
+            reported_successes: 7,
+            reported_failures: 9,
             ..a.clone()
         };
         let out = instances_table(&[a, b], 10_000);
@@ -310,6 +327,9 @@ mod tests {
                 "healthy",
                 "no",
                 "-",
+                "0",
+                "-",
+                "0",
                 "0"
             ]
         );
@@ -322,7 +342,10 @@ mod tests {
                 "yes",
                 "2.5s",
                 "left",
-                "2"
+                "2",
+                "open",
+                "7",
+                "9"
             ]
         );
         // Columns line up: every header starts where its cells start.

@@ -231,9 +231,11 @@ fn to_worker_response(response: http::Response<Bytes>) -> worker::Result<worker:
         .with_headers(headers);
     // The router already compressed the body when it set `content-encoding`;
     // left on `Automatic`, workerd would compress it a second time.
-    Ok(if parts.headers.contains_key(http::header::CONTENT_ENCODING) {
-        response.with_encode_body(worker::EncodeBody::Manual)
-    } else {
-        response
-    })
+    Ok(
+        if parts.headers.contains_key(http::header::CONTENT_ENCODING) {
+            response.with_encode_body(worker::EncodeBody::Manual)
+        } else {
+            response
+        },
+    )
 }
