@@ -33,6 +33,7 @@ pub mod context;
 pub mod deadline;
 pub mod error;
 pub mod fault;
+pub mod gateway;
 pub mod limit;
 pub mod message;
 pub mod method;
