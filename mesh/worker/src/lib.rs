@@ -29,6 +29,7 @@
 //! - Nothing is `Send`: the futures here hold JS values.
 
 mod client;
+pub mod d1;
 mod faults;
 mod health;
 mod runtime;
@@ -37,6 +38,7 @@ pub mod telemetry;
 mod transport;
 
 pub use client::{mesh_transport, MeshTransport, RESILIENCE_VAR};
+pub use d1::TracedD1;
 pub use faults::FAULTS_VAR;
 pub use runtime::WorkerRuntime;
 pub use serve::{error_to_worker, serve, serve_with};

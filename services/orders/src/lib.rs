@@ -19,7 +19,7 @@ use shop_contracts::v1::{
 use worker::{event, Context, Env};
 use workmesh::codegen::{Request, Response};
 use workmesh::{Code, ConnectError, Deadline, Runtime};
-use workmesh_worker::{mesh_transport, MeshTransport, Router, WorkerRuntime};
+use workmesh_worker::{mesh_transport, MeshTransport, Router, TracedD1, WorkerRuntime};
 
 use crate::store::OrderStore;
 
@@ -36,7 +36,7 @@ async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<w
         Err(error) => return workmesh_worker::error_to_worker(&error),
     };
     let orders = Orders {
-        store: OrderStore::new(env.d1("DB")?),
+        store: OrderStore::new(TracedD1::new(env.d1("DB")?)),
         catalog,
     };
     let router = Router::new().add(OrderServiceServer::new(orders));

@@ -28,7 +28,7 @@
 //! How each side uses it. Wired today: `workmesh_worker::serve` (SERVER span
 //! per call, export via `wait_until`) and [`TraceLayer`] innermost in
 //! [`ClientStack`](crate::stack::ClientStack) (CLIENT span per attempt).
-//! Not yet: the router's RED metrics and D1 spans in the example handlers.
+//! D1 queries get spans through [`db`] (`workmesh_worker::TracedD1`).
 //!
 //! - **Workers adapter / `serve()`** (per request): create a
 //!   [`TraceCollector::new(&runtime, sampler)`](TraceCollector::new); after the
@@ -52,8 +52,8 @@
 //!   address);` `span.context().inject(request.headers_mut());` await the
 //!   transport, `span.end_with(&result)`. Without a current span, just
 //!   forward (or start a root with a per-isolate collector).
-//! - **Handlers**: D1 statements as [`rpc::db_span`] under
-//!   `scope::current()`; with the [`bridge`] installed, plain
+//! - **Handlers**: D1 statements as [`db::statement_span`] /
+//!   [`db::batch_span`] under `scope::current()`; with the [`bridge`] installed, plain
 //!   `tracing::info_span!` / `tracing::info!` become child spans / events.
 //!
 //! Modules: [`context`] (traceparent / tracestate), [`sampler`], [`span`]
@@ -61,6 +61,7 @@
 //! current span), [`otlp`] (encoding and exporter).
 
 pub mod context;
+pub mod db;
 pub mod layer;
 pub mod otlp;
 pub mod rpc;
