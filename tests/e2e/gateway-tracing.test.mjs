@@ -1,7 +1,7 @@
 // One trace across three hops: a CreateOrder through the gateway is
 // gateway SERVER → gateway CLIENT → orders SERVER → orders CLIENT → catalog
-// SERVER, with D1 spans under orders' and catalog's SERVER spans, all in the
-// console.
+// SERVER, with D1 spans under orders' and catalog's SERVER spans and the
+// orders handler's own `tracing` span, all in the console.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -79,14 +79,20 @@ test("CreateOrder through the gateway is one trace across gateway, orders and ca
   assert.equal(ordersClient.name, `${CATALOG}/GetProduct`);
   const catalogServer = one(spans, "catalog SERVER", (s) => s.service === CATALOG && s.kind === "SERVER");
   assert.equal(catalogServer.parentSpanId, ordersClient.spanId);
-  // The orders CLIENT span hangs under orders' SERVER span (directly or through a handler span).
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
-  const ancestors = (span) => {
-    const out = [];
-    for (let p = byId.get(span.parentSpanId); p; p = byId.get(p.parentSpanId)) out.push(p.spanId);
-    return out;
-  };
-  assert.ok(ancestors(ordersClient).includes(ordersServer.spanId));
+  // Orders' handler wraps its catalog calls in `tracing::info_span!("price_items")`:
+  // through the tracing bridge it is an INTERNAL span between orders' SERVER and CLIENT spans.
+  const priceItems = one(spans, "price_items", (s) => s.name === "price_items");
+  assert.equal(priceItems.service, ORDERS);
+  assert.equal(priceItems.kind, "INTERNAL");
+  assert.equal(priceItems.parentSpanId, ordersServer.spanId);
+  assert.equal(Number(priceItems.attributes.items), 1);
+  assert.equal(ordersClient.parentSpanId, priceItems.spanId);
+  // …and its `tracing::info!` is an event on orders' SERVER span.
+  const events = typeof ordersServer.events === "string" ? JSON.parse(ordersServer.events) : ordersServer.events;
+  const priced = events.find((e) => e.name === "order priced");
+  assert.ok(priced, JSON.stringify(events));
+  assert.equal(priced.attributes.currency, "EUR");
+  assert.equal(priced.attributes.level, "INFO");
 
   // D1: catalog's lookup, orders' idempotency lookup and its insert batch.
   const d1 = spans.filter((s) => s.attributes["db.system"] === "cloudflare_d1");

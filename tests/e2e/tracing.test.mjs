@@ -80,7 +80,11 @@ function assertOrderTrace(trace) {
   // The RPC CLIENT span (orders' D1 queries are CLIENT spans too).
   const client = spans.find((s) => s.service === ORDERS && s.kind === "CLIENT" && s.attributes["rpc.system"]);
   assert.ok(client, "orders has a CLIENT span");
-  assert.equal(client.parentSpanId, server.spanId, "the CLIENT span is a child of the SERVER span");
+  // The handler prices items inside `tracing::info_span!("price_items")`.
+  const pricing = spans.find((s) => s.service === ORDERS && s.name === "price_items");
+  assert.ok(pricing, "orders' tracing span is exported");
+  assert.equal(pricing.parentSpanId, server.spanId, "the handler's span is a child of the SERVER span");
+  assert.equal(client.parentSpanId, pricing.spanId, "the CLIENT span is a child of the handler's span");
   assert.equal(client.name, `${CATALOG}/GetProduct`);
   assert.equal(client.attributes["rpc.service"], CATALOG);
   assert.equal(client.attributes["rpc.method"], "GetProduct");

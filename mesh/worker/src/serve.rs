@@ -43,6 +43,8 @@ pub async fn serve_with(
     env: &worker::Env,
     wait_until: impl FnOnce(LocalBoxFuture<'static, ()>),
 ) -> worker::Result<worker::Response> {
+    // Handlers' `tracing` spans and events join the request's trace.
+    workmesh::trace::bridge::install();
     let collector = TraceCollector::new(&WorkerRuntime, telemetry::sampler(env));
     let response = serve_traced(router, request, env, &collector).await;
     let spans = collector.drain();

@@ -16,6 +16,7 @@ use shop_contracts::v1::{
     CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest,
     LineItem, ListOrdersRequest, ListOrdersResponse, Money, Order, OrderStatus,
 };
+use tracing::Instrument;
 use worker::{event, Context, Env};
 use workmesh::codegen::{Request, Response};
 use workmesh::{Code, ConnectError, Deadline, Runtime};
@@ -65,12 +66,17 @@ impl OrderService for Orders {
             return Ok(Response::new(CreateOrderResponse { order: Some(order) }));
         }
 
+        // A plain `tracing` span: the catalog calls become its children.
         let prices = try_join_all(
             request
                 .items
                 .iter()
                 .map(|item| self.price_of(item, deadline)),
         )
+        .instrument(tracing::info_span!(
+            "price_items",
+            items = request.items.len()
+        ))
         .await?;
         let total = money::total(
             prices
@@ -78,6 +84,7 @@ impl OrderService for Orders {
                 .zip(&request.items)
                 .map(|(price, item)| (price, item.quantity)),
         )?;
+        tracing::info!(currency = %total.currency_code, units = total.units, "order priced");
         let order = Order {
             order_id: uuid::Uuid::new_v4().to_string(),
             customer_id: request.customer_id,

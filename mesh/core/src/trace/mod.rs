@@ -60,6 +60,7 @@
 //! (collector and spans), [`rpc`] (semantic conventions), [`scope`] (the
 //! current span), [`otlp`] (encoding and exporter).
 
+pub mod bridge;
 pub mod context;
 pub mod db;
 pub mod layer;
