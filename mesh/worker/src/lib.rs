@@ -10,7 +10,9 @@
 //! - [`WorkerRuntime`]: the clock, timer and randomness layers use inside a Worker;
 //! - `workmesh.v1.Health/Check`, answered for every Worker that `serve`s;
 //! - tracing: a SERVER span per call, CLIENT spans per outgoing attempt,
-//!   exported as OTLP after the response ([`telemetry`]).
+//!   exported as OTLP after the response ([`telemetry`]); D1 query spans
+//!   ([`TracedD1`]); `tracing` spans and events bridged into the trace;
+//! - RED metrics per isolate, exported as OTLP beside the spans ([`metrics`]).
 //!
 //! ```ignore
 //! #[event(fetch)]
@@ -32,6 +34,7 @@ mod client;
 pub mod d1;
 mod faults;
 mod health;
+pub mod metrics;
 mod runtime;
 mod serve;
 pub mod telemetry;

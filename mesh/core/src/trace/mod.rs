@@ -38,7 +38,9 @@
 //!   [`Sampler`] and a [`MetricsRegistry`](crate::metrics::MetricsRegistry)
 //!   are per isolate; metrics go out with
 //!   [`OtlpExporter::export_metrics`](otlp::OtlpExporter::export_metrics)
-//!   every so often (e.g. at most once a minute, from `wait_until`).
+//!   when an [`ExportSchedule`](crate::metrics::ExportSchedule) says so
+//!   (`workmesh_worker::metrics`: the isolate's first request, then at most
+//!   every 5 s, in the same `wait_until` as the spans).
 //! - **Router** (`Router::handle`, after the method lookup): `let span =
 //!   rpc::rpc_server_span(&collector, method, &parts.headers);` run the
 //!   handler as `scope::in_span(span.handle(), handler_future)`, then
