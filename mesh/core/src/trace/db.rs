@@ -19,7 +19,7 @@
 //! scope::with_span(&server.handle(), || {
 //!     let span = db::statement_span("cloudflare_d1", "SELECT * FROM products WHERE sku = ?1").unwrap();
 //!     db::record_returned_rows(&span, 1);
-//!     db::end_with_db_result::<()>(span, &Ok(()));
+//!     db::end_with_db_result::<(), String>(span, &Ok(()));
 //! });
 //! server.end();
 //! let spans = collector.drain();
