@@ -106,7 +106,9 @@ test("CreateOrder through the gateway is one trace across gateway, orders and ca
   assert.doesNotMatch(catalogSelect.attributes["db.query.text"], /SKU-0002/, "no bound values");
   assert.equal(Number(catalogSelect.attributes["db.response.returned_rows"]), 1);
 
-  const ordersD1 = d1.filter((s) => s.service === ORDERS);
+  // (The order-events consumer's queries, if already in, hang under its CONSUMER span: see below.)
+  const consumers = new Set(spans.filter((s) => s.kind === "CONSUMER").map((s) => s.spanId));
+  const ordersD1 = d1.filter((s) => s.service === ORDERS && !consumers.has(s.parentSpanId));
   for (const span of ordersD1) {
     assert.equal(span.parentSpanId, ordersServer.spanId, span.name);
   }
@@ -122,4 +124,52 @@ test("CreateOrder through the gateway is one trace across gateway, orders and ca
     assert.ok(BigInt(span.endTimeUnixNano) >= BigInt(span.startTimeUnixNano), span.name);
     assert.equal(span.status.code, 0, `${span.name} succeeded`);
   }
+});
+
+test("the order-events queue carries the trace: the consumer continues CreateOrder's trace", async () => {
+  const { traces: before } = await consoleJson(`/api/traces?service=${GATEWAY}&limit=500`);
+  const known = new Set(before.map((t) => t.traceId));
+  const res = await callJson(mesh.urls.gateway, `/${ORDERS}/CreateOrder`, {
+    customerId: "queue-trace",
+    requestId: `queue-trace-${Date.now()}`,
+    items: [{ sku: "SKU-0004", quantity: 1 }],
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const orderId = res.body.order.orderId;
+
+  const trace = await eventually(
+    "the consumer's spans in the CreateOrder trace",
+    async () => {
+      const { traces } = await consoleJson(`/api/traces?service=${GATEWAY}&limit=500`);
+      const fresh = traces.find((t) => !known.has(t.traceId));
+      if (!fresh) return undefined;
+      const trace = await consoleJson(`/api/traces/${fresh.traceId}`);
+      const consumer = trace.spans.find((s) => s.kind === "CONSUMER");
+      const consumerD1 = consumer && trace.spans.find((s) => s.parentSpanId === consumer.spanId);
+      return consumerD1 ? trace : undefined;
+    },
+    20_000,
+  );
+  const { spans } = trace;
+  const ordersServer = one(spans, "orders SERVER", (s) => s.service === ORDERS && s.kind === "SERVER");
+  const producer = one(spans, "PRODUCER", (s) => s.kind === "PRODUCER");
+  assert.equal(producer.service, ORDERS);
+  assert.equal(producer.name, "send order-events");
+  assert.equal(producer.parentSpanId, ordersServer.spanId);
+  assert.equal(producer.attributes["messaging.system"], "cloudflare_queues");
+  assert.equal(producer.attributes["messaging.destination.name"], "order-events");
+
+  const consumer = one(spans, "CONSUMER", (s) => s.kind === "CONSUMER");
+  assert.equal(consumer.service, ORDERS);
+  assert.equal(consumer.name, "process order-events");
+  assert.equal(consumer.parentSpanId, producer.spanId, "the consumer continues from the producer span");
+  assert.equal(consumer.attributes["messaging.operation.type"], "process");
+  assert.ok(consumer.attributes["messaging.message.id"]);
+  assert.equal(consumer.status.code, 0);
+  const lookup = one(spans, "the consumer's order lookup", (s) => s.parentSpanId === consumer.spanId && s.name === "SELECT orders");
+  assert.equal(Number(lookup.attributes["db.response.returned_rows"]), 1);
+  const events = typeof consumer.events === "string" ? JSON.parse(consumer.events) : consumer.events;
+  const sent = events.find((e) => e.name === "order confirmation sent");
+  assert.ok(sent, JSON.stringify(events));
+  assert.equal(sent.attributes.order_id, orderId);
 });

@@ -23,15 +23,17 @@ async function consoleJson(path) {
 }
 
 /** Polls the console until the CreateOrder trace has all three spans (exports run after responses). */
-async function orderTrace(known, timeoutMs = 10_000) {
+async function orderTrace(known, timeoutMs = 20_000) {
   const start = Date.now();
   while (Date.now() - start < timeoutMs) {
     const { traces } = await consoleJson(`/api/traces?service=${ORDERS}&limit=500`);
     const fresh = traces.find((t) => !known.has(t.traceId) && t.rootName === `${ORDERS}/CreateOrder`);
-    // Orders and catalog export separately (D1 and handler spans too): wait for both.
+    // Orders, catalog and the order-events consumer export separately: wait
+    // for the consumer's spans, the last to arrive.
     if (fresh && fresh.spanCount >= 3) {
       const { spans } = await consoleJson(`/api/traces/${fresh.traceId}`);
-      if (spans.some((s) => s.service === CATALOG && s.kind === "SERVER")) return { ...fresh, spanCount: spans.length };
+      const complete = [CATALOG, ORDERS].every((service) => spans.some((s) => s.service === service && s.kind === "SERVER"));
+      if (complete && spans.some((s) => s.kind === "CONSUMER")) return { ...fresh, spanCount: spans.length };
     }
     await new Promise((r) => setTimeout(r, 100));
   }

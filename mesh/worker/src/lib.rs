@@ -35,6 +35,7 @@ pub mod d1;
 mod faults;
 mod health;
 pub mod metrics;
+pub mod queue;
 mod runtime;
 mod serve;
 pub mod telemetry;

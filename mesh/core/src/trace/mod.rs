@@ -66,6 +66,7 @@ pub mod bridge;
 pub mod context;
 pub mod db;
 pub mod layer;
+pub mod messaging;
 pub mod otlp;
 pub mod rpc;
 pub mod sampler;
