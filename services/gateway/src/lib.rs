@@ -9,6 +9,9 @@
 //! deadline propagation and a CLIENT span per attempt, with the contract's
 //! method descriptors deciding what is safe to retry.
 //!
+//! A caller's `traceparent` is joined like at any hop (W3C); without one,
+//! the gateway's SERVER span is the root of the trace.
+//!
 //! Configuration (vars, see `wrangler/gateway.toml`):
 //! - `WORKMESH_ROUTES`: a JSON object, service name → service binding;
 //!   unset, [`DEFAULT_ROUTES`]. Only services whose contracts this crate is
