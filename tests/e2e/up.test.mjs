@@ -59,7 +59,8 @@ async function runUpThenSignal(signal) {
     });
   });
   try {
-    assert.deepEqual(Object.keys(urls).sort(), ["catalog", "catalog-canary", "console", "orders", "registry"]);
+    assert.deepEqual(Object.keys(urls).sort(), ["catalog", "catalog-canary", "console", "gateway", "orders", "registry"]);
+    assert.equal(urls.gateway, "http://127.0.0.1:8793/");
     assert.equal(urls.console, "http://127.0.0.1:8791/");
     assert.equal(urls.catalog, "http://127.0.0.1:8788/", "ports come from wrangler/*.toml [dev] port");
     const res = await callJson(urls.catalog, "/shop.v1.CatalogService/GetProduct", { sku: "SKU-0002" });

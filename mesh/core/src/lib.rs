@@ -34,6 +34,7 @@ pub mod deadline;
 pub mod discovery;
 pub mod error;
 pub mod fault;
+pub mod gateway;
 pub mod limit;
 pub mod message;
 pub mod method;

@@ -13,7 +13,9 @@
 //! - [`WorkerRuntime`]: the clock, timer and randomness layers use inside a Worker;
 //! - `workmesh.v1.Health/Check`, answered for every Worker that `serve`s;
 //! - tracing: a SERVER span per call, CLIENT spans per outgoing attempt,
-//!   exported as OTLP after the response ([`telemetry`]).
+//!   exported as OTLP after the response ([`telemetry`]); D1 query spans
+//!   ([`TracedD1`]); `tracing` spans and events bridged into the trace;
+//! - RED metrics per isolate, exported as OTLP beside the spans ([`metrics`]).
 //!
 //! ```ignore
 //! #[event(fetch)]
@@ -33,15 +35,19 @@
 
 mod background;
 mod client;
+pub mod d1;
 pub mod discovery;
 mod faults;
 mod health;
+pub mod metrics;
+pub mod queue;
 mod runtime;
 mod serve;
 pub mod telemetry;
 mod transport;
 
 pub use client::{mesh_transport, MeshTransport, RESILIENCE_VAR};
+pub use d1::TracedD1;
 pub use faults::FAULTS_VAR;
 pub use runtime::WorkerRuntime;
 pub use serve::{error_to_worker, serve, serve_with};

@@ -3,11 +3,11 @@ use futures_util::future::join_all;
 use workmesh::protocol::{error_from_http, error_response};
 use workmesh::server::Router;
 use workmesh::trace::{rpc, scope, ActiveSpan, SpanKind, TraceCollector, TraceContext};
-use workmesh::{ConnectError, LocalBoxFuture};
+use workmesh::{ConnectError, LocalBoxFuture, Runtime};
 
 use crate::faults::{self, FAULTS_SERVICE};
 use crate::health::{health_router, HEALTH_SERVICE};
-use crate::{background, discovery, telemetry, WorkerRuntime};
+use crate::{background, discovery, metrics, telemetry, WorkerRuntime};
 
 /// Answers one `fetch` event with the router's Connect services, plus the
 /// mesh's built-in ones: `workmesh.v1.Health` always, `workmesh.v1.Faults`
@@ -47,17 +47,16 @@ pub async fn serve_with(
     env: &worker::Env,
     wait_until: impl FnOnce(LocalBoxFuture<'static, ()>),
 ) -> worker::Result<worker::Response> {
+    // Handlers' `tracing` spans and events join the request's trace.
+    workmesh::trace::bridge::install();
     let collector = TraceCollector::new(&WorkerRuntime, telemetry::sampler(env));
     let response = serve_traced(router, request, env, &collector).await;
     let mut after: Vec<LocalBoxFuture<'static, ()>> = Vec::new();
     let spans = collector.drain();
-    if !spans.is_empty() {
-        if let Some(exporter) = telemetry::exporter(env, router) {
-            after.push(Box::pin(async move {
-                if let Err(error) = exporter.export(spans).await {
-                    worker::console_error!("workmesh: trace export failed: {error}");
-                }
-            }));
+    // Spans, and the isolate's metrics when due.
+    if let Some(exporter) = telemetry::exporter(env, router) {
+        if let Some(export) = metrics::export(env, exporter, spans) {
+            after.push(export);
         }
     }
     // Registry work (refreshes queued by transports, this Worker's
@@ -105,10 +104,12 @@ async fn serve_traced(
         Ok(r) => r,
         Err(error) => return fail(span, &error),
     };
+    let (path, started) = (http_request.uri().path().to_owned(), WorkerRuntime.now());
     let response = match &span {
         Some(span) => scope::in_span(span.handle(), route(router, http_request, env)).await,
         None => route(router, http_request, env).await,
     };
+    metrics::record(env, router, &path, &response, started);
     if let Some(span) = span {
         end_server_span(span, &response);
     }

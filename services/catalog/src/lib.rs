@@ -12,7 +12,7 @@ use shop_contracts::v1::{
 use worker::{event, Context, Env};
 use workmesh::codegen::{Request, Response};
 use workmesh::ConnectError;
-use workmesh_worker::Router;
+use workmesh_worker::{Router, TracedD1};
 
 /// Page size when the caller asks for none, and the most we return at once.
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -20,12 +20,15 @@ const MAX_PAGE_SIZE: u32 = 200;
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
-    let router = Router::new().add(CatalogServiceServer::new(Catalog { db: env.d1("DB")? }));
+    let router = Router::new().add(CatalogServiceServer::new(Catalog {
+        db: TracedD1::new(env.d1("DB")?),
+    }));
     workmesh_worker::serve(&router, req, &env, &ctx).await
 }
 
 struct Catalog {
-    db: worker::D1Database,
+    /// Every query gets a span under the call's SERVER span.
+    db: TracedD1,
 }
 
 /// One `products` row, as D1 returns it.
@@ -71,7 +74,7 @@ impl CatalogService for Catalog {
             .prepare(format!("{SELECT_PRODUCT} WHERE sku = ?1"))
             .bind(&[sku.into()])
             .map_err(d1_error)?
-            .first(None)
+            .first()
             .await
             .map_err(d1_error)?;
         match row {
@@ -101,8 +104,6 @@ impl CatalogService for Catalog {
             .map_err(d1_error)?
             .all()
             .await
-            .map_err(d1_error)?
-            .results()
             .map_err(d1_error)?;
         let mut products: Vec<Product> = rows.into_iter().map(Product::from).collect();
         let next_page_token = if products.len() > page_size as usize {

@@ -1,6 +1,10 @@
 //! The orders service: takes orders, prices them through the catalog service
 //! (a typed client over a service binding), and records them in its own D1.
 //!
+//! Each new order is announced on the `order-events` queue, which this
+//! Worker also consumes (the "confirmation"): the trace context rides in the
+//! message, so the consumer's work appears in the CreateOrder trace.
+//!
 //! `CreateOrder` is `IDEMPOTENT` in the contract: the client's `request_id` is
 //! its idempotency key, so the mesh may retry it and a repeated key returns
 //! the order the first call created.
@@ -9,6 +13,7 @@ mod money;
 mod store;
 
 use futures_util::future::try_join_all;
+use serde::{Deserialize, Serialize};
 use shop_contracts::v1::catalog_service_client::CatalogServiceClient;
 use shop_contracts::v1::catalog_service_methods;
 use shop_contracts::v1::order_service_server::{OrderService, OrderServiceServer};
@@ -16,10 +21,13 @@ use shop_contracts::v1::{
     CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetOrderResponse, GetProductRequest,
     LineItem, ListOrdersRequest, ListOrdersResponse, Money, Order, OrderStatus,
 };
-use worker::{event, Context, Env};
+use tracing::Instrument;
+use worker::{event, Context, Env, MessageBatch};
 use workmesh::codegen::{Request, Response};
+use workmesh::trace::messaging::Traced;
 use workmesh::{Code, ConnectError, Deadline, Runtime};
-use workmesh_worker::{mesh_transport, MeshTransport, Router, WorkerRuntime};
+use workmesh_worker::queue::TracedQueue;
+use workmesh_worker::{mesh_transport, MeshTransport, Router, TracedD1, WorkerRuntime};
 
 use crate::store::OrderStore;
 
@@ -36,16 +44,51 @@ async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<w
         Err(error) => return workmesh_worker::error_to_worker(&error),
     };
     let orders = Orders {
-        store: OrderStore::new(env.d1("DB")?),
+        store: OrderStore::new(TracedD1::new(env.d1("DB")?)),
         catalog,
+        // Optional: without the producer binding, orders are just not announced.
+        events: TracedQueue::new(&env, EVENTS_BINDING, EVENTS_QUEUE).ok(),
     };
     let router = Router::new().add(OrderServiceServer::new(orders));
     workmesh_worker::serve(&router, req, &env, &ctx).await
 }
 
+/// Consumes `order-events`: the sender's trace continues here, so the
+/// confirmation's D1 lookup shows up under the CreateOrder that caused it.
+#[event(queue)]
+async fn queue(
+    batch: MessageBatch<Traced<OrderEvent>>,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<()> {
+    let store = OrderStore::new(TracedD1::new(env.d1("DB")?));
+    workmesh_worker::queue::consume(batch, &env, &ctx, |event: OrderEvent| {
+        let store = &store;
+        async move {
+            let order = store.get(&event.order_id).await?.ok_or_else(|| {
+                ConnectError::not_found(format!("no order {:?}", event.order_id))
+            })?;
+            tracing::info!(order_id = %order.order_id, customer_id = %order.customer_id, "order confirmation sent");
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// The producer binding and queue that announce new orders.
+const EVENTS_BINDING: &str = "ORDER_EVENTS";
+const EVENTS_QUEUE: &str = "order-events";
+
+/// What `order-events` carries.
+#[derive(Clone, Serialize, Deserialize)]
+struct OrderEvent {
+    order_id: String,
+}
+
 struct Orders {
     store: OrderStore,
     catalog: CatalogServiceClient<MeshTransport>,
+    events: Option<TracedQueue>,
 }
 
 impl OrderService for Orders {
@@ -65,12 +108,17 @@ impl OrderService for Orders {
             return Ok(Response::new(CreateOrderResponse { order: Some(order) }));
         }
 
+        // A plain `tracing` span: the catalog calls become its children.
         let prices = try_join_all(
             request
                 .items
                 .iter()
                 .map(|item| self.price_of(item, deadline)),
         )
+        .instrument(tracing::info_span!(
+            "price_items",
+            items = request.items.len()
+        ))
         .await?;
         let total = money::total(
             prices
@@ -78,6 +126,7 @@ impl OrderService for Orders {
                 .zip(&request.items)
                 .map(|(price, item)| (price, item.quantity)),
         )?;
+        tracing::info!(currency = %total.currency_code, units = total.units, "order priced");
         let order = Order {
             order_id: uuid::Uuid::new_v4().to_string(),
             customer_id: request.customer_id,
@@ -87,6 +136,15 @@ impl OrderService for Orders {
             created_at_ms: WorkerRuntime.now().since_epoch().as_millis() as i64,
         };
         let order = self.store.insert(order, &request.request_id).await?;
+        if let Some(events) = &self.events {
+            // The order is stored: a failed announcement must not fail it.
+            let event = OrderEvent {
+                order_id: order.order_id.clone(),
+            };
+            if let Err(error) = events.send(event).await {
+                tracing::warn!(%error, "order event not sent");
+            }
+        }
         Ok(Response::new(CreateOrderResponse { order: Some(order) }))
     }
 

@@ -4,14 +4,15 @@
 use serde::Deserialize;
 use shop_contracts::v1::{LineItem, Money, Order};
 use worker::wasm_bindgen::JsValue;
-use worker::D1Database;
 use workmesh::ConnectError;
+use workmesh_worker::TracedD1;
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
 
+/// Every query gets a span under the current span.
 pub struct OrderStore {
-    db: D1Database,
+    db: TracedD1,
 }
 
 #[derive(Deserialize)]
@@ -35,7 +36,7 @@ const SELECT_ORDER: &str =
     "SELECT order_id, customer_id, status, currency_code, total_units, total_nanos, created_at_ms FROM orders";
 
 impl OrderStore {
-    pub fn new(db: D1Database) -> Self {
+    pub fn new(db: TracedD1) -> Self {
         OrderStore { db }
     }
 
@@ -66,7 +67,7 @@ impl OrderStore {
             .prepare(format!("{SELECT_ORDER} WHERE {condition}"))
             .bind(bindings)
             .map_err(db_error)?
-            .first(None)
+            .first()
             .await
             .map_err(db_error)?;
         match row {
@@ -144,8 +145,6 @@ impl OrderStore {
             .map_err(db_error)?
             .all()
             .await
-            .map_err(db_error)?
-            .results()
             .map_err(db_error)?;
         let more = rows.len() > page_size as usize;
         let mut orders = Vec::with_capacity(rows.len());
@@ -167,8 +166,6 @@ impl OrderStore {
             .map_err(db_error)?
             .all()
             .await
-            .map_err(db_error)?
-            .results()
             .map_err(db_error)?;
         Ok(Order {
             order_id: row.order_id,

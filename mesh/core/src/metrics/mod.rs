@@ -36,6 +36,9 @@
 //! ```
 
 mod otlp;
+mod schedule;
+
+pub use schedule::{ExportSchedule, DEFAULT_EXPORT_INTERVAL};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

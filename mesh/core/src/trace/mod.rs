@@ -28,7 +28,7 @@
 //! How each side uses it. Wired today: `workmesh_worker::serve` (SERVER span
 //! per call, export via `wait_until`) and [`TraceLayer`] innermost in
 //! [`ClientStack`](crate::stack::ClientStack) (CLIENT span per attempt).
-//! Not yet: the router's RED metrics and D1 spans in the example handlers.
+//! D1 queries get spans through [`db`] (`workmesh_worker::TracedD1`).
 //!
 //! - **Workers adapter / `serve()`** (per request): create a
 //!   [`TraceCollector::new(&runtime, sampler)`](TraceCollector::new); after the
@@ -38,7 +38,9 @@
 //!   [`Sampler`] and a [`MetricsRegistry`](crate::metrics::MetricsRegistry)
 //!   are per isolate; metrics go out with
 //!   [`OtlpExporter::export_metrics`](otlp::OtlpExporter::export_metrics)
-//!   every so often (e.g. at most once a minute, from `wait_until`).
+//!   when an [`ExportSchedule`](crate::metrics::ExportSchedule) says so
+//!   (`workmesh_worker::metrics`: the isolate's first request, then at most
+//!   every 5 s, in the same `wait_until` as the spans).
 //! - **Router** (`Router::handle`, after the method lookup): `let span =
 //!   rpc::rpc_server_span(&collector, method, &parts.headers);` run the
 //!   handler as `scope::in_span(span.handle(), handler_future)`, then
@@ -52,16 +54,19 @@
 //!   address);` `span.context().inject(request.headers_mut());` await the
 //!   transport, `span.end_with(&result)`. Without a current span, just
 //!   forward (or start a root with a per-isolate collector).
-//! - **Handlers**: D1 statements as [`rpc::db_span`] under
-//!   `scope::current()`; with the [`bridge`] installed, plain
+//! - **Handlers**: D1 statements as [`db::statement_span`] /
+//!   [`db::batch_span`] under `scope::current()`; with the [`bridge`] installed, plain
 //!   `tracing::info_span!` / `tracing::info!` become child spans / events.
 //!
 //! Modules: [`context`] (traceparent / tracestate), [`sampler`], [`span`]
 //! (collector and spans), [`rpc`] (semantic conventions), [`scope`] (the
 //! current span), [`otlp`] (encoding and exporter).
 
+pub mod bridge;
 pub mod context;
+pub mod db;
 pub mod layer;
+pub mod messaging;
 pub mod otlp;
 pub mod rpc;
 pub mod sampler;
