@@ -20,6 +20,9 @@ before(async () => {
           faults: { enabled: true, rules: [{ service: "workmesh.v1.Registry", abort: { code: "unavailable", percent: 100 } }] },
         }),
       },
+      // catalog exports with the token (as a deployed Worker would, from a
+      // secret); orders does not, so its spans are refused.
+      catalog: { WORKMESH_OTLP_HEADERS: JSON.stringify({ authorization: `Bearer ${TOKEN}` }) },
     },
   });
 });
@@ -93,4 +96,24 @@ test("an unreachable registry is reported on the page; the page still renders", 
   const api = await fetch(url("/api/registry"), { headers: bearer });
   assert.equal(api.status, 502);
   assert.match((await api.json()).error, /unreachable/);
+});
+
+test("Workers export to a token-protected console with WORKMESH_OTLP_HEADERS", async () => {
+  const traceId = "5af92f3577b34da6a3ce929d0e0e4737";
+  const traceparent = `00-${traceId}-00f067aa0ba902b7-01`;
+  const call = await fetch(new URL("/shop.v1.OrderService/CreateOrder", mesh.urls.orders), {
+    method: "POST",
+    headers: { "content-type": "application/json", traceparent },
+    body: JSON.stringify({ customerId: "auth-c1", requestId: "auth-r1", items: [{ sku: "SKU-0001", quantity: 1 }] }),
+  });
+  assert.equal(call.status, 200, await call.text());
+  let services = [];
+  for (let i = 0; i < 50 && !services.includes("shop.v1.CatalogService"); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const res = await fetch(url(`/api/traces/${traceId}`), { headers: bearer });
+    if (res.status === 200) services = (await res.json()).spans.map((s) => s.service);
+    else await res.arrayBuffer();
+  }
+  assert.ok(services.includes("shop.v1.CatalogService"), "catalog's spans arrive with the token");
+  assert.ok(!services.includes("shop.v1.OrderService"), "orders' spans are refused without it");
 });

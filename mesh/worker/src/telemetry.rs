@@ -3,9 +3,12 @@
 //! 1. the service binding `OTLP` (the local console Worker, or any Worker
 //!    speaking OTLP/HTTP), when the Worker has one;
 //! 2. else `WORKMESH_OTLP_URL` (an OTLP/HTTP base URL such as
-//!    `https://api.honeycomb.io`), with `WORKMESH_OTLP_HEADERS` (a JSON map
-//!    of extra headers, e.g. an API key) if set;
+//!    `https://api.honeycomb.io`);
 //! 3. else nowhere.
+//!
+//! `WORKMESH_OTLP_HEADERS` (a JSON map of extra headers: an API key, or
+//! `{"authorization": "Bearer …"}` for a console with a token) applies to
+//! either; keep it in a secret.
 //!
 //! The sampler ratio is `WORKMESH_TRACE_SAMPLE_RATIO` (default 1.0).
 
@@ -23,7 +26,7 @@ use crate::BindingTransport;
 pub const OTLP_BINDING: &str = "OTLP";
 /// An OTLP/HTTP base URL, used when there is no `OTLP` binding.
 pub const OTLP_URL_VAR: &str = "WORKMESH_OTLP_URL";
-/// A JSON object of extra headers for `WORKMESH_OTLP_URL`.
+/// A JSON object of extra headers sent with every export.
 pub const OTLP_HEADERS_VAR: &str = "WORKMESH_OTLP_HEADERS";
 /// The head-sampling ratio of new traces, `0` to `1` (default 1).
 pub const SAMPLE_RATIO_VAR: &str = "WORKMESH_TRACE_SAMPLE_RATIO";
@@ -73,13 +76,14 @@ pub(crate) fn exporter(env: &worker::Env, router: &Router) -> Option<OtlpExporte
         if url.trim().is_empty() {
             return None;
         }
-        OtlpExporter::new(OtlpTransport::Fetch, url.trim(), resource(env, router)).and_then(
-            |exporter| match env.var(OTLP_HEADERS_VAR) {
-                Ok(json) => with_headers(exporter, &json.to_string()),
-                Err(_) => Ok(exporter),
-            },
-        )
+        OtlpExporter::new(OtlpTransport::Fetch, url.trim(), resource(env, router))
     };
+    // Headers apply to both: a deployed console behind the `OTLP` binding
+    // wants its bearer token as much as a SaaS backend wants its API key.
+    let built = built.and_then(|exporter| match env.var(OTLP_HEADERS_VAR) {
+        Ok(json) => with_headers(exporter, &json.to_string()),
+        Err(_) => Ok(exporter),
+    });
     match built {
         Ok(exporter) => Some(exporter),
         Err(error) => {
