@@ -115,7 +115,7 @@ test("drained instances get no new calls", async (t) => {
   assert.deepEqual(await catalogCalls(mesh), { v1: 50, v2: 0 });
 });
 
-test("version weights 90/10 split real calls within 3 points", async (t) => {
+test("version weights 90/10 split 10,000 real calls within 3 points", async (t) => {
   const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
   t.after(() => mesh.dispose());
   const registry = registryOf(mesh);
@@ -123,12 +123,11 @@ test("version weights 90/10 split real calls within 3 points", async (t) => {
   assert.equal(set.status, 200, JSON.stringify(set.body));
   await countCatalogCalls(mesh);
 
-  // 2,000 GetProduct calls (100 orders of 20 items), each routed on its own.
-  // At p = 0.1 the standard deviation of the v2 share is 0.67 points, so
-  // ±3 points is 4.5 sigma: a correct split fails this about once in 10^5 runs.
-  // (10,000 picks with seeded randomness are in the unit tests.)
+  // 10,000 GetProduct calls (100 orders of 100 items), each routed on its
+  // own. At p = 0.1 the standard deviation of the v2 share is 0.3 points, so
+  // ±3 points is 10 sigma: only a wrong split fails this.
   const orders = 100;
-  const items = 20;
+  const items = 100;
   for (let i = 0; i < orders; i++) await createOrder(mesh, `split-${i}`, items);
   const counts = await catalogCalls(mesh);
   const total = counts.v1 + counts.v2;
