@@ -3,9 +3,11 @@ use super::*;
 fn call(caller: &str, callee: &str, ms: f64, failed: bool) -> Call {
     Call {
         caller: caller.to_owned(),
-        callee: callee.to_owned(),
+        service: Some(callee.to_owned()),
+        name: format!("{callee}/Call"),
         duration_ns: ms * 1e6,
         failed: i64::from(failed),
+        ..Call::default()
     }
 }
 
@@ -70,7 +72,8 @@ fn columns_follow_call_depth_and_survive_cycles() {
     let svg = svg(&edges);
     assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     assert_eq!(svg.matches("<rect").count(), 6);
-    assert_eq!(svg.matches("<line").count(), 6);
+    assert_eq!(svg.matches("fill=\"none\"").count(), 6, "an arrow per edge");
+    assert_eq!(svg.matches("marker-end=\"url(#arrow)\"").count(), 6);
 }
 
 #[test]
@@ -79,4 +82,85 @@ fn svg_escapes_service_names() {
     assert!(svg.contains("&lt;a&gt;") && svg.contains("b&amp;c"));
     assert!(!svg.contains("<a>"));
     assert!(svg.contains("#b00020"), "failed calls draw red");
+    assert!(
+        svg.contains("marker-end=\"url(#arrow-err)\""),
+        "with a red arrowhead"
+    );
+}
+
+fn db_call(caller: &str, system: &str, namespace: Option<&str>) -> Call {
+    Call {
+        caller: caller.to_owned(),
+        db_system: Some(system.to_owned()),
+        db_namespace: namespace.map(str::to_owned),
+        name: "SELECT products".to_owned(),
+        duration_ns: 1e6,
+        ..Call::default()
+    }
+}
+
+#[test]
+fn databases_are_named_by_namespace_else_kept_per_caller() {
+    let edges = edges(
+        &[
+            db_call("shop.v1.CatalogService", "cloudflare_d1", None),
+            db_call("shop.v1.CatalogService", "cloudflare_d1", None),
+            db_call("shop.v1.OrderService", "cloudflare_d1", None),
+            db_call("a", "postgresql", Some("shop")),
+            db_call("b", "postgresql", Some("shop")),
+        ],
+        1.0,
+    );
+    let pairs: Vec<(&str, &str, u64)> = edges
+        .iter()
+        .map(|e| (e.caller.as_str(), e.callee.as_str(), e.calls))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("a", "postgresql:shop", 1),
+            ("b", "postgresql:shop", 1),
+            ("shop.v1.CatalogService", "d1 (shop.v1.CatalogService)", 2),
+            ("shop.v1.OrderService", "d1 (shop.v1.OrderService)", 1),
+        ],
+        "one shared namespace is one node; D1 without one is per caller"
+    );
+}
+
+#[test]
+fn callee_prefers_the_answering_service_then_the_span_name() {
+    let mut rpc = db_call("orders", "cloudflare_d1", None);
+    rpc.service = Some("catalog".to_owned());
+    assert_eq!(rpc.callee(), "catalog");
+    let other = Call {
+        caller: "orders".to_owned(),
+        name: "fetch example.com".to_owned(),
+        ..Call::default()
+    };
+    assert_eq!(other.callee(), "fetch example.com");
+}
+
+#[test]
+fn arrows_end_outside_the_callee_box() {
+    let (w, h) = (100.0, 30.0);
+    // Forward: right edge of the caller to just left of the callee.
+    let (path, lx, _) = route((0.0, 0.0), (200.0, 60.0), w, h);
+    assert_eq!(path, "M100,15L197,75");
+    assert!(lx > 100.0 && lx < 200.0, "the label sits between the boxes");
+    // Backward (a cycle): left edge to just right of the callee.
+    let (path, ..) = route((200.0, 0.0), (0.0, 0.0), w, h);
+    assert_eq!(path, "M200,15L103,15");
+    // Same column: bends out to the right instead of crossing boxes.
+    let (path, lx, _) = route((0.0, 0.0), (0.0, 120.0), w, h);
+    assert!(
+        path.starts_with("M100,15C") && path.ends_with(" 103,135"),
+        "{path}"
+    );
+    assert!(lx > w, "the label is beside the column");
+    // Oneself: a loop on the right side.
+    let (path, ..) = route((0.0, 0.0), (0.0, 0.0), w, h);
+    assert!(
+        path.starts_with("M100,") && path.contains(" 103,"),
+        "{path}"
+    );
 }

@@ -123,7 +123,14 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 form.f{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:1rem}\
 form.f label{display:flex;flex-direction:column;font-size:12px;color:#555}\
 .msg{padding:.5rem .8rem;background:#fdecee;border:1px solid #f3b5bd;color:#7a0012;margin:1rem 0}\
-svg{max-width:100%;height:auto;margin:1rem 0}";
+svg{max-width:100%;height:auto;margin:1rem 0}\
+#waterfall td{vertical-align:top}#waterfall summary{cursor:pointer}\
+#waterfall .sd{font-weight:400;color:#222;max-width:48rem;margin:.4rem 0 .6rem;padding:.4rem .6rem;background:#fafafa;border-left:3px solid #c8d6ef}\
+.sd h4{margin:.5rem 0 .2rem;font-size:12px;color:#555}\
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:1px 12px;margin:0;font:12px ui-monospace,monospace}\
+dl.kv dt{color:#555}dl.kv dd{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}\
+ol.ev{margin:0;padding-left:1.2rem}ol.ev li{margin:.2rem 0}.t{color:#555;font:12px ui-monospace,monospace}\
+code.c{background:#fdecee;color:#b00020;padding:0 4px;border-radius:3px}";
 
 /// The pages of the top navigation: (path, label).
 const PAGES: [(&str, &str); 4] = [
@@ -450,7 +457,101 @@ pub fn login_page(error: Option<&str>) -> String {
     page("workmesh console: sign in", "", &body)
 }
 
-/// `GET /trace/<id>`: the waterfall.
+/// An attribute value as text: strings as they are, anything else as JSON.
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `key = value` lines of an attribute object, sorted by key, escaped.
+fn attributes_list(attributes: &Value) -> String {
+    let Some(map) = attributes.as_object().filter(|m| !m.is_empty()) else {
+        return "<p class=\"k\">none</p>".to_owned();
+    };
+    let mut pairs: Vec<(&String, &Value)> = map.iter().collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::from("<dl class=\"kv\">");
+    for (key, value) in pairs {
+        let _ = write!(
+            out,
+            "<dt>{}</dt><dd>{}</dd>",
+            escape(key),
+            escape(&value_text(value))
+        );
+    }
+    out.push_str("</dl>");
+    out
+}
+
+/// The Connect error code a span recorded, if any.
+fn connect_code(attributes: &Value) -> Option<String> {
+    attributes
+        .get(workmesh::trace::rpc::attr::CONNECT_ERROR_CODE)
+        .map(value_text)
+}
+
+/// The expanded part of a waterfall row: ids, kind, status, attributes and
+/// events (their times as offsets from the trace's start).
+fn span_details(span: &SpanRow, attributes: &Value, trace_start: u64) -> String {
+    let status = match span.status_code {
+        1 => "OK",
+        2 => "ERROR",
+        _ => "UNSET",
+    };
+    let mut out = format!(
+        "<div class=\"sd\"><dl class=\"kv\"><dt>span id</dt><dd><code>{}</code></dd><dt>parent id</dt><dd><code>{}</code></dd>\
+         <dt>kind</dt><dd>{}</dd><dt>status</dt><dd>{status}{}</dd>",
+        escape(&span.span_id),
+        escape(span.parent_span_id.as_deref().unwrap_or("–")),
+        kind_name(span.kind),
+        if span.status_message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", escape(&span.status_message))
+        },
+    );
+    if let Some(code) = connect_code(attributes) {
+        let _ = write!(
+            out,
+            "<dt>Connect code</dt><dd class=\"err\">{}</dd>",
+            escape(&code)
+        );
+    }
+    out.push_str("</dl><h4>attributes</h4>");
+    out.push_str(&attributes_list(attributes));
+    let events: Value = serde_json::from_str(&span.events).unwrap_or(Value::Null);
+    let events = events.as_array().map(Vec::as_slice).unwrap_or_default();
+    let _ = write!(out, "<h4>events ({})</h4>", events.len());
+    if events.is_empty() {
+        out.push_str("<p class=\"k\">none</p>");
+    } else {
+        out.push_str("<ol class=\"ev\">");
+        for event in events {
+            let at = event
+                .get("timeUnixNano")
+                .map(value_text)
+                .map(|t| parse_ns(&t))
+                .unwrap_or(0);
+            let offset = at.saturating_sub(trace_start) as f64 / 1e6;
+            let name = event.get("name").map(value_text).unwrap_or_default();
+            let _ = write!(
+                out,
+                "<li><span class=\"t\">+{offset:.3} ms</span> <strong>{}</strong>{}</li>",
+                escape(&name),
+                attributes_list(event.get("attributes").unwrap_or(&Value::Null)),
+            );
+        }
+        out.push_str("</ol>");
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// `GET /trace/<id>`: the waterfall. Each span's name is a `<details>`
+/// summary: opening it shows the span's ids, status, attributes and events
+/// (plain HTML, no script); the bars stay in their own column.
 pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
     let mut body = format!(
         "<p><a href=\"/\">&larr; traces</a></p><h1>trace <code>{}</code></h1>",
@@ -473,7 +574,7 @@ pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
     let total = end.saturating_sub(start).max(1) as f64;
     let _ = write!(
         body,
-        "<p>{} spans, {:.1} ms</p><table id=\"waterfall\"><tr><th>span</th><th>service</th><th>duration</th><th style=\"width:40%\">timeline</th></tr>",
+        "<p>{} spans, {:.1} ms; open a span for its attributes and events.</p><table id=\"waterfall\"><tr><th>span</th><th>service</th><th class=\"n\">duration</th><th style=\"width:40%\">timeline</th></tr>",
         spans.len(),
         (end - start) as f64 / 1e6
     );
@@ -482,19 +583,30 @@ pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
         let d = parse_ns(&span.end_ns).saturating_sub(parse_ns(&span.start_ns)) as f64;
         let left = s / total * 100.0;
         let width = (d / total * 100.0).max(0.5).min(100.0 - left);
-        let error = span.status_code == 2;
+        let attributes: Value = serde_json::from_str(&span.attributes).unwrap_or(Value::Null);
+        let code = connect_code(&attributes);
+        let error = span.status_code == 2 || code.is_some();
+        let mut summary = format!(
+            "{} <span class=\"k\">{}</span>",
+            escape(&span.name),
+            kind_name(span.kind)
+        );
+        if let Some(code) = &code {
+            let _ = write!(summary, " <code class=\"c\">{}</code>", escape(code));
+        }
+        if !span.status_message.is_empty() {
+            let _ = write!(
+                summary,
+                " <span class=\"k\">{}</span>",
+                escape(&span.status_message)
+            );
+        }
         let _ = write!(
             body,
-            "<tr{}><td style=\"padding-left:{}px\">{} <span class=\"k\">{}</span>{}</td><td>{}</td><td>{:.1} ms</td><td><div class=\"bar\"><span{} style=\"left:{left:.2}%;width:{width:.2}%\"></span></div></td></tr>",
+            "<tr{}><td style=\"padding-left:{}px\"><details><summary>{summary}</summary>{}</details></td><td>{}</td><td class=\"n\">{:.1} ms</td><td><div class=\"bar\"><span{} style=\"left:{left:.2}%;width:{width:.2}%\"></span></div></td></tr>",
             if error { " class=\"err\"" } else { "" },
             8 + depth * 18,
-            escape(&span.name),
-            kind_name(span.kind),
-            if span.status_message.is_empty() {
-                String::new()
-            } else {
-                format!(" <span class=\"k\">{}</span>", escape(&span.status_message))
-            },
+            span_details(span, &attributes, start),
             escape(&span.service),
             d / 1e6,
             if error { " class=\"e\"" } else { "" },
@@ -505,59 +617,4 @@ pub fn trace_page(trace_id: &str, spans: &[SpanRow]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::otlp::pad_ns;
-
-    fn span(id: &str, parent: Option<&str>, start: u64, end: u64) -> SpanRow {
-        SpanRow {
-            trace_id: "t".repeat(32),
-            span_id: id.to_owned(),
-            parent_span_id: parent.map(str::to_owned),
-            service: "svc".to_owned(),
-            name: format!("<{id}>"),
-            kind: 2,
-            start_ns: pad_ns(start),
-            end_ns: pad_ns(end),
-            status_code: 0,
-            status_message: String::new(),
-            attributes: "{}".to_owned(),
-            events: "[]".to_owned(),
-        }
-    }
-
-    #[test]
-    fn tree_order_puts_children_after_parents_and_orphans_at_the_root() {
-        let spans = vec![
-            span("c2", Some("root"), 30, 40),
-            span("root", Some("outside"), 0, 100),
-            span("c1", Some("root"), 10, 20),
-            span("g", Some("c1"), 11, 12),
-        ];
-        let order: Vec<_> = tree_order(&spans)
-            .into_iter()
-            .map(|(d, s)| (d, s.span_id.as_str()))
-            .collect();
-        assert_eq!(order, [(0, "root"), (1, "c1"), (2, "g"), (1, "c2")]);
-    }
-
-    #[test]
-    fn pages_escape_names_and_json_reports_durations() {
-        let spans = vec![span("a", None, 1_000_000, 3_500_000)];
-        let html = trace_page("abc", &spans);
-        assert!(html.contains("&lt;a&gt;"));
-        assert!(!html.contains("<a>"));
-        let value = span_json(&spans[0]);
-        assert_eq!(value["durationMs"], 2.5);
-        assert_eq!(value["startTimeUnixNano"], "1000000");
-        assert_eq!(value["parentSpanId"], Value::Null);
-        assert_eq!(value["kind"], "SERVER");
-    }
-
-    #[test]
-    fn rates_switch_to_per_minute_below_one_per_second() {
-        assert_eq!(rate(2.34), "2.3/s");
-        assert_eq!(rate(1.0 / 3600.0), "0.02/min");
-        assert_eq!(rate(0.5), "30.00/min");
-    }
-}
+mod tests;
