@@ -208,6 +208,9 @@ pub struct MethodRed {
     pub method: String,
     pub requests: f64,
     pub errors: f64,
+    /// `errors` by Connect code (`not_found`, `unavailable`, …); codes
+    /// with no error in the window are left out.
+    pub errors_by_code: BTreeMap<String, f64>,
     /// Requests per second over the window.
     pub rate: f64,
     pub error_rate: f64,
@@ -348,6 +351,7 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
     struct Acc {
         requests: f64,
         errors: f64,
+        errors_by_code: BTreeMap<String, f64>,
         histogram: Histogram,
     }
     let mut methods: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
@@ -370,7 +374,17 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
         let acc = methods.entry(key).or_default();
         match name {
             "requests" => acc.requests += value,
-            "errors" => acc.errors += value,
+            "errors" => {
+                acc.errors += value;
+                if value > 0.0 {
+                    let code = if row.code.is_empty() {
+                        "unknown"
+                    } else {
+                        &row.code
+                    };
+                    *acc.errors_by_code.entry(code.to_owned()).or_default() += value;
+                }
+            }
             "duration" => {
                 let bounds: Vec<f64> = serde_json::from_str(&row.bounds).unwrap_or_default();
                 acc.histogram.add(&bounds, &buckets, sum);
@@ -391,6 +405,7 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
                 method,
                 requests: acc.requests,
                 errors: acc.errors,
+                errors_by_code: acc.errors_by_code,
                 rate: acc.requests / seconds,
                 error_rate: acc.errors / acc.requests,
                 p50_ms: quantile(&h.bounds, &h.counts, 0.5),

@@ -86,6 +86,10 @@ fn cumulative_series_count_what_happened_inside_the_window() {
         ("shop.v1.CatalogService", "GetProduct")
     );
     assert!((all.rate - 41.0 / 180.0).abs() < 1e-9);
+    assert_eq!(
+        all.errors_by_code,
+        BTreeMap::from([("unavailable".to_owned(), 1.0)])
+    );
 
     // Only the second minute: the later export minus the earlier one.
     let [second] = red(&rows, window(90, 150)).try_into().unwrap();
@@ -148,4 +152,31 @@ fn delta_points_are_summed_and_bad_points_refused() {
     assert_eq!(client.p50_ms, None);
     let garbage = decode_metrics(Encoding::Protobuf, b"\xff\xff\xff").unwrap_err();
     assert!(garbage.contains("ExportMetricsServiceRequest"), "{garbage}");
+}
+
+#[test]
+fn errors_are_broken_down_by_code_within_the_window() {
+    let metrics = MetricsRegistry::new(Side::Server, Instant::default());
+    metrics.record(&GET, Some(Code::NotFound), Duration::from_millis(1));
+    let mut rows = export(&metrics, 60);
+    metrics.record(&GET, None, Duration::from_millis(1));
+    metrics.record(&GET, Some(Code::NotFound), Duration::from_millis(1));
+    metrics.record(&GET, Some(Code::NotFound), Duration::from_millis(1));
+    metrics.record(&GET, Some(Code::InvalidArgument), Duration::from_millis(1));
+    rows.extend(export(&metrics, 120));
+
+    let [all] = red(&rows, window(0, 180)).try_into().unwrap();
+    assert_eq!((all.requests, all.errors), (5.0, 4.0));
+    assert_eq!(
+        all.errors_by_code,
+        BTreeMap::from([
+            ("invalid_argument".to_owned(), 1.0),
+            ("not_found".to_owned(), 3.0)
+        ])
+    );
+    // The second minute only: the not_found series grew by 2.
+    let [second] = red(&rows, window(90, 150)).try_into().unwrap();
+    assert_eq!(second.errors_by_code["not_found"], 2.0);
+    let json = serde_json::to_value(&second).unwrap();
+    assert_eq!(json["errorsByCode"]["not_found"], 2.0);
 }

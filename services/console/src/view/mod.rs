@@ -359,13 +359,17 @@ pub fn metrics_page(
         let class = if m.errors > 0.0 { " class=\"err\"" } else { "" };
         let _ = write!(
             body,
-            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&m.side),
             escape(&m.service),
             escape(&m.method),
             m.requests,
             rate(m.rate),
             m.error_rate * 100.0,
+            m.errors_by_code
+                .iter()
+                .map(|(code, n)| format!(" <span class=\"k\">{} ×{n}</span>", escape(code)))
+                .collect::<String>(),
             ms(m.p50_ms),
             ms(m.p99_ms),
             ms(m.mean_ms),

@@ -140,3 +140,27 @@ fn error_spans_show_red_bars_and_their_connect_code() {
     assert!(root.starts_with("<tr>") && !root.contains("class=\"e\""));
     assert!(root.contains("<dt>status</dt><dd>UNSET</dd>"));
 }
+
+#[test]
+fn metrics_page_lists_errors_by_code() {
+    let m = crate::metrics::MethodRed {
+        side: "server".to_owned(),
+        service: "shop.v1.CatalogService".to_owned(),
+        method: "GetProduct".to_owned(),
+        requests: 4.0,
+        errors: 3.0,
+        errors_by_code: [("<x>".to_owned(), 1.0), ("not_found".to_owned(), 2.0)].into(),
+        rate: 1.0,
+        error_rate: 0.75,
+        p50_ms: None,
+        p99_ms: None,
+        mean_ms: None,
+    };
+    let html = metrics_page(&[m], "1h", None);
+    assert!(
+        html.contains(
+            "75.0% <span class=\"k\">&lt;x&gt; ×1</span> <span class=\"k\">not_found ×2</span>"
+        ),
+        "{html}"
+    );
+}
