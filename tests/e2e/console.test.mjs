@@ -1,5 +1,6 @@
 // The console Worker's own API, end to end: OTLP/JSON and protobuf input,
-// metrics, retention, trace search, the service map, the registry view.
+// metrics (the real Workers' RED exports among them), retention, trace
+// search, the service map, the registry view.
 // (The browser walk through the dashboard is dashboard.test.mjs.)
 
 import { test, before, after } from "node:test";
@@ -9,7 +10,13 @@ import { startMesh, callJson } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
-  mesh = await startMesh({ persistTo: false, ephemeralPorts: true });
+  // Catalog exports its RED metrics at most every 100 ms (default 5 s), so
+  // the test does not wait long for them.
+  mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: { catalog: { WORKMESH_METRICS_INTERVAL_MS: "100" } },
+  });
 });
 after(async () => {
   await mesh?.dispose();
@@ -60,6 +67,53 @@ async function getJson(path, expected = 200) {
   assert.equal(res.status, expected, `${path}: ${res.status} ${text}`);
   return JSON.parse(text);
 }
+
+const CATALOG = "shop.v1.CatalogService";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// First in this file: no other test has called catalog yet, so the counts are exact.
+test("the Workers' exported RED metrics arrive: GetProduct's requests and its errors by code", async () => {
+  const getProduct = async () =>
+    (await getJson("/api/metrics?since=1h")).methods.find(
+      (m) => m.side === "server" && m.service === CATALOG && m.method === "GetProduct",
+    );
+  assert.equal(await getProduct(), undefined, "no GetProduct calls before this test");
+
+  for (const sku of ["SKU-0001", "SKU-0002", "SKU-0003", "SKU-0001"]) {
+    const res = await callJson(mesh.urls.catalog, `/${CATALOG}/GetProduct`, { sku });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+  }
+  for (const sku of ["NOPE-1", "NOPE-2"]) {
+    const res = await callJson(mesh.urls.catalog, `/${CATALOG}/GetProduct`, { sku });
+    assert.equal(res.body.code, "not_found", JSON.stringify(res.body));
+  }
+
+  // Catalog exports after a request once 100 ms have passed since its last
+  // export; a health check (never counted itself) is such a request.
+  let seen;
+  const start = Date.now();
+  while (Date.now() - start < 10_000) {
+    seen = await getProduct();
+    if (seen?.requests === 6 && seen?.errors === 2) break;
+    await sleep(150);
+    const health = await callJson(mesh.urls.catalog, "/workmesh.v1.Health/Check", {});
+    assert.equal(health.status, 200);
+  }
+  assert.ok(seen, "GetProduct's metrics arrived");
+  assert.equal(seen.requests, 6, JSON.stringify(seen));
+  assert.equal(seen.errors, 2, JSON.stringify(seen));
+  assert.deepEqual(seen.errorsByCode, { not_found: 2 });
+  assert.ok(Math.abs(seen.errorRate - 2 / 6) < 1e-9, `error rate ${seen.errorRate}`);
+  assert.ok(seen.rate > 0);
+  assert.ok(seen.p50Ms !== null && seen.p99Ms >= seen.p50Ms, JSON.stringify(seen));
+  // Health checks are not methods of the service: never counted.
+  const methods = (await getJson("/api/metrics?since=1h")).methods;
+  assert.equal(methods.filter((m) => m.method === "Check").length, 0, JSON.stringify(methods));
+
+  const html = await (await fetch(new URL("/metrics?since=1h", mesh.urls.console))).text();
+  assert.match(html, /<td>shop\.v1\.CatalogService<\/td><td>GetProduct<\/td><td class="n">6<\/td>/);
+  assert.match(html, /not_found ×2/);
+});
 
 test("OTLP/JSON spans are stored and shown like protobuf ones", async () => {
   const traceId = hex(16);
@@ -291,6 +345,16 @@ test("the service map shows orders → catalog after a CreateOrder, with rates a
   assert.ok(edge.rate > 0);
   assert.equal(edge.errorRate, 0);
   assert.ok(edge.p99Ms >= edge.p50Ms && edge.p50Ms >= 0);
+  // D1 spans carry no database name: each service's D1 is its own node.
+  const { edges } = await getJson("/api/service-map?since=15m");
+  const d1 = edges.filter((e) => e.callee.startsWith("d1 ")).map((e) => [e.caller, e.callee]);
+  assert.deepEqual(
+    d1.filter(([caller]) => caller === CATALOG),
+    [[CATALOG, `d1 (${CATALOG})`]],
+    JSON.stringify(edges),
+  );
+  assert.ok(d1.some(([caller, callee]) => caller === "shop.v1.OrderService" && callee === "d1 (shop.v1.OrderService)"), JSON.stringify(edges));
+  assert.ok(!edges.some((e) => e.callee.startsWith("db:")), "no merged database node");
   const html = await (await fetch(new URL("/map?since=15m", mesh.urls.console))).text();
   assert.match(html, /<svg/);
   assert.match(html, /shop\.v1\.OrderService<\/td><td>shop\.v1\.CatalogService/);
