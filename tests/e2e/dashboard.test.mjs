@@ -169,7 +169,7 @@ test("list → waterfall → service map in Chromium", async () => {
     assert.match(cells[5], /^\d+\.\d ms$/, "p50");
     assert.match(cells[6], /^\d+\.\d ms$/, "p99");
   }
-  const boxes = await page.locator("svg rect + text").allTextContents();
+  const boxes = await page.locator("svg rect[fill=\"#eef3fb\"] + text").allTextContents();
   for (const node of [GATEWAY, ORDERS, CATALOG, `d1 (${CATALOG})`]) assert.ok(boxes.includes(node), boxes.join());
   await shot("04-service-map");
 

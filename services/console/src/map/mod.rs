@@ -193,7 +193,7 @@ fn route(from: (f64, f64), to: (f64, f64), w: f64, h: f64) -> (String, f64, f64)
         (
             format!("M{ax:.0},{ay:.0}L{bx:.0},{by:.0}"),
             lerp(ax, bx, 0.55),
-            lerp(ay, by, 0.55) - 5.0,
+            lerp(ay, by, 0.55),
         )
     } else if (y2 - y1).abs() < f64::EPSILON {
         let (x, y) = (x1 + w, y1);
@@ -209,7 +209,7 @@ fn route(from: (f64, f64), to: (f64, f64), w: f64, h: f64) -> (String, f64, f64)
                 y + h * 0.75
             ),
             x + BEND * 0.75,
-            y - 4.0,
+            y - 10.0,
         )
     } else {
         let x = x1 + w;
@@ -236,9 +236,9 @@ fn marker(id: &str, color: &str) -> String {
 /// An inline SVG of the map: services as boxes in columns by call depth,
 /// calls as arrows labelled with their rate and p99.
 pub fn svg(edges: &[Edge]) -> String {
-    const W: f64 = 230.0;
-    const H: f64 = 36.0;
-    const GAP_X: f64 = 170.0;
+    const W: f64 = 200.0;
+    const H: f64 = 34.0;
+    const GAP_X: f64 = 110.0;
     const GAP_Y: f64 = 30.0;
     let columns = columns(edges);
     let mut rows: BTreeMap<usize, usize> = BTreeMap::new();
@@ -278,21 +278,36 @@ pub fn svg(edges: &[Edge]) -> String {
             out,
             "<path d=\"{path}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" marker-end=\"url(#{arrow})\"/>"
         );
-        // Labels go on top of every line, with a white halo.
+        // Labels go on top of every line, on a translucent white card, in
+        // two short lines (rate above the arrow, p99 below) that fit
+        // between columns.
+        let (rate, p99) = (
+            crate::view::rate(edge.rate),
+            format!("p99 {:.1} ms", edge.p99_ms),
+        );
+        let card = rate.len().max(p99.len()) as f64 * 6.2 + 8.0;
         let _ = write!(
             labels,
-            "<text x=\"{lx:.0}\" y=\"{ly:.0}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{color}\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">{} p99 {:.1} ms</text>",
-            crate::view::rate(edge.rate),
-            edge.p99_ms,
+            "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"{card:.0}\" height=\"32\" rx=\"3\" fill=\"#fff\" fill-opacity=\"0.8\"/>\
+             <text x=\"{lx:.0}\" y=\"{:.0}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{color}\">{rate}<tspan x=\"{lx:.0}\" dy=\"16\">{p99}</tspan></text>",
+            lx - card / 2.0,
+            ly - 16.0,
+            ly - 4.0,
         );
     }
     for (node, (x, y)) in &at {
         let _ = write!(
             out,
             "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W}\" height=\"{H}\" rx=\"6\" fill=\"#eef3fb\" stroke=\"#4a7bd0\"/>\
-             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\" text-anchor=\"middle\">{}</text>",
+             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\" text-anchor=\"middle\"{}>{}</text>",
             x + W / 2.0,
             y + H / 2.0 + 4.0,
+            // Long names are squeezed into the box rather than spill out.
+            if node.chars().count() > 28 {
+                format!(" textLength=\"{:.0}\" lengthAdjust=\"spacingAndGlyphs\"", W - 12.0)
+            } else {
+                String::new()
+            },
             escape(node),
         );
     }

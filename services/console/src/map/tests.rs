@@ -71,7 +71,16 @@ fn columns_follow_call_depth_and_survive_cycles() {
     );
     let svg = svg(&edges);
     assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-    assert_eq!(svg.matches("<rect").count(), 6);
+    assert_eq!(
+        svg.matches("fill=\"#eef3fb\"").count(),
+        6,
+        "a box per service"
+    );
+    assert_eq!(
+        svg.matches("fill=\"#fff\"").count(),
+        6,
+        "a label card per edge"
+    );
     assert_eq!(svg.matches("fill=\"none\"").count(), 6, "an arrow per edge");
     assert_eq!(svg.matches("marker-end=\"url(#arrow)\"").count(), 6);
 }
@@ -163,4 +172,13 @@ fn arrows_end_outside_the_callee_box() {
         path.starts_with("M100,") && path.contains(" 103,"),
         "{path}"
     );
+}
+
+#[test]
+fn labels_read_rate_and_p99_and_long_names_fit_their_box() {
+    let long = "shop.v1.AVeryLongServiceNameIndeed";
+    let svg = svg(&edges(&[call("gateway", long, 12.0, false)], 60.0));
+    assert!(svg.contains(">1.00/min<tspan"), "{svg}");
+    assert!(svg.contains("dy=\"16\">p99 12.0 ms</tspan>"), "{svg}");
+    assert_eq!(svg.matches("textLength=").count(), 1, "only the long name");
 }

@@ -126,7 +126,7 @@ form.f label{display:flex;flex-direction:column;font-size:12px;color:#555}\
 svg{max-width:100%;height:auto;margin:1rem 0}\
 #waterfall td{vertical-align:top}#waterfall summary{cursor:pointer}\
 #waterfall .sd{font-weight:400;color:#222;max-width:48rem;margin:.4rem 0 .6rem;padding:.4rem .6rem;background:#fafafa;border-left:3px solid #c8d6ef}\
-.sd h4{margin:.5rem 0 .2rem;font-size:12px;color:#555}\
+.sd h4{margin:.5rem 0 .2rem;font-size:12px;color:#555}.sd p{margin:0}\
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:1px 12px;margin:0;font:12px ui-monospace,monospace}\
 dl.kv dt{color:#555}dl.kv dd{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}\
 ol.ev{margin:0;padding-left:1.2rem}ol.ev li{margin:.2rem 0}.t{color:#555;font:12px ui-monospace,monospace}\
