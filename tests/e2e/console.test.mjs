@@ -75,7 +75,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 test("the Workers' exported RED metrics arrive: GetProduct's requests and its errors by code", async () => {
   const getProduct = async () =>
     (await getJson("/api/metrics?since=1h")).methods.find(
-      (m) => m.side === "server" && m.service === CATALOG && m.method === "GetProduct",
+      (m) => m.side === "server" && m.reporter === CATALOG && m.service === CATALOG && m.method === "GetProduct",
     );
   assert.equal(await getProduct(), undefined, "no GetProduct calls before this test");
 
@@ -111,7 +111,7 @@ test("the Workers' exported RED metrics arrive: GetProduct's requests and its er
   assert.equal(methods.filter((m) => m.method === "Check").length, 0, JSON.stringify(methods));
 
   const html = await (await fetch(new URL("/metrics?since=1h", mesh.urls.console))).text();
-  assert.match(html, /<td>shop\.v1\.CatalogService<\/td><td>GetProduct<\/td><td class="n">6<\/td>/);
+  assert.match(html, /<td>server<\/td><td>shop\.v1\.CatalogService<\/td><td>shop\.v1\.CatalogService<\/td><td>GetProduct<\/td><td class="n">6<\/td>/);
   assert.match(html, /not_found ×2/);
 });
 

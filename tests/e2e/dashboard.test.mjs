@@ -185,10 +185,21 @@ test("list → waterfall → service map in Chromium", async () => {
   assert.deepEqual(instance.slice(0, 7), [CATALOG, "catalog-dash-1", "v2", "binding CATALOG", "healthy", "90", "no"]);
   await shot("05-registry");
 
-  // Metrics may be empty here (only exporters that send RED metrics fill it).
+  // Metrics: the Workers export their RED metrics on an isolate's first
+  // request; CreateOrder is served by the gateway (forwarding) and by orders,
+  // each reported on its own row.
   await page.click("nav >> text=Metrics");
   await page.waitForURL("**/metrics");
   assert.equal(await page.locator("h1").textContent(), "Metrics");
+  const createOrder = await page.locator("tr", { hasText: "CreateOrder" }).evaluateAll((rows) =>
+    rows.map((r) => [...r.querySelectorAll("td")].slice(0, 4).map((td) => td.textContent)),
+  );
+  for (const reporter of [GATEWAY, ORDERS]) {
+    assert.ok(
+      createOrder.some((cells) => cells.join() === ["server", reporter, ORDERS, "CreateOrder"].join()),
+      JSON.stringify(createOrder),
+    );
+  }
   await shot("06-metrics");
 
   // A bad filter typed into the list form: a 400 page with the message.

@@ -204,6 +204,10 @@ pub fn decode_metrics(encoding: Encoding, body: &[u8]) -> Result<DecodedMetrics,
 pub struct MethodRed {
     /// `server` or `client`.
     pub side: String,
+    /// The `service.name` of the Workers that reported it: the gateway
+    /// serves `shop.v1.OrderService/CreateOrder` too (it forwards it), and
+    /// its numbers are not the orders Worker's.
+    pub reporter: String,
     pub service: String,
     pub method: String,
     pub requests: f64,
@@ -343,7 +347,7 @@ fn window_deltas(rows: &[MetricRow], range: TimeRange) -> Vec<(&MetricRow, f64, 
     out
 }
 
-/// RED per side, service and method over `range`, from workmesh's
+/// RED per side, service, method and reporting Worker over `range`, from workmesh's
 /// `rpc.{server,client}.{requests,errors,duration}`; sorted by side
 /// (server first), service, method.
 pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
@@ -354,7 +358,7 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
         errors_by_code: BTreeMap<String, f64>,
         histogram: Histogram,
     }
-    let mut methods: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
+    let mut methods: BTreeMap<(String, String, String, String), Acc> = BTreeMap::new();
     for (row, value, buckets, sum) in window_deltas(rows, range) {
         let Some((side, name)) = row
             .metric
@@ -370,6 +374,7 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
             side.to_owned(),
             row.rpc_service.clone(),
             row.rpc_method.clone(),
+            row.service.clone(),
         );
         let acc = methods.entry(key).or_default();
         match name {
@@ -396,11 +401,12 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
     let mut out: Vec<MethodRed> = methods
         .into_iter()
         .filter(|(_, acc)| acc.requests > 0.0)
-        .map(|((side, service, method), acc)| {
+        .map(|((side, service, method, reporter), acc)| {
             let h = &acc.histogram;
             let count: f64 = h.counts.iter().sum();
             MethodRed {
                 side,
+                reporter,
                 service,
                 method,
                 requests: acc.requests,
@@ -415,10 +421,11 @@ pub fn red(rows: &[MetricRow], range: TimeRange) -> Vec<MethodRed> {
         })
         .collect();
     out.sort_by(|a, b| {
-        (a.side != "server", &a.service, &a.method).cmp(&(
+        (a.side != "server", &a.service, &a.method, &a.reporter).cmp(&(
             b.side != "server",
             &b.service,
             &b.method,
+            &b.reporter,
         ))
     });
     out

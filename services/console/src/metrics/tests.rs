@@ -180,3 +180,28 @@ fn errors_are_broken_down_by_code_within_the_window() {
     let json = serde_json::to_value(&second).unwrap();
     assert_eq!(json["errorsByCode"]["not_found"], 2.0);
 }
+
+#[test]
+fn the_same_method_reported_by_two_workers_stays_two_rows() {
+    let metrics = MetricsRegistry::new(Side::Server, Instant::default());
+    metrics.record(&GET, None, Duration::from_millis(1));
+    let mut rows = export(&metrics, 60);
+    // The gateway serves (forwards) the same method and reports it too.
+    let mut gateway = rows.clone();
+    for row in &mut gateway {
+        row.service = "gateway".to_owned();
+    }
+    rows.extend(gateway);
+    let red = red(&rows, window(0, 120));
+    let seen: Vec<(&str, &str, f64)> = red
+        .iter()
+        .map(|m| (m.reporter.as_str(), m.method.as_str(), m.requests))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("gateway", "GetProduct", 1.0),
+            ("shop.v1.CatalogService", "GetProduct", 1.0)
+        ]
+    );
+}

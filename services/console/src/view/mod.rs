@@ -354,13 +354,14 @@ pub fn metrics_page(
         body.push_str("<p>No RED metrics in this window (Workers export them to <code>/v1/metrics</code>).</p>");
         return page("workmesh metrics", "/metrics", &body);
     }
-    body.push_str("<table><tr><th>side</th><th>service</th><th>method</th><th class=\"n\">requests</th><th class=\"n\">rate</th><th class=\"n\">errors</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">mean</th></tr>");
+    body.push_str("<table><tr><th>side</th><th>reported by</th><th>service</th><th>method</th><th class=\"n\">requests</th><th class=\"n\">rate</th><th class=\"n\">errors</th><th class=\"n\">p50</th><th class=\"n\">p99</th><th class=\"n\">mean</th></tr>");
     for m in methods {
         let class = if m.errors > 0.0 { " class=\"err\"" } else { "" };
         let _ = write!(
             body,
-            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&m.side),
+            escape(&m.reporter),
             escape(&m.service),
             escape(&m.method),
             m.requests,

@@ -145,6 +145,7 @@ fn error_spans_show_red_bars_and_their_connect_code() {
 fn metrics_page_lists_errors_by_code() {
     let m = crate::metrics::MethodRed {
         side: "server".to_owned(),
+        reporter: "catalog".to_owned(),
         service: "shop.v1.CatalogService".to_owned(),
         method: "GetProduct".to_owned(),
         requests: 4.0,
