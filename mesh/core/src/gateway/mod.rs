@@ -15,8 +15,11 @@
 //! client; the remaining budget travels on as `Connect-Timeout-Ms`.
 //!
 //! Upstream errors come back with their code, message, details and
-//! metadata. Hop-by-hop headers and those that describe the body are not
-//! forwarded either way.
+//! metadata.
+//!
+//! Hop-by-hop headers — the fixed list (RFC 9110 §7.6.1) and every header a
+//! message's own `Connection` names — and those that describe the body are
+//! not forwarded either way.
 //!
 //! An optional bearer token ([`Forward::with_bearer_token`]) closes the
 //! edge: calls without `Authorization: Bearer <token>` are `unauthenticated`,
@@ -47,7 +50,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    HOST, TE, TRANSFER_ENCODING, UPGRADE,
+    HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tower::ServiceExt;
@@ -155,7 +158,8 @@ impl<T: Transport> Forward<T> {
 
     /// The upstream request: POST to the method's path with the raw body in
     /// the caller's encoding, the caller's headers less [`NOT_FORWARDED`],
-    /// the method and deadline in the extensions.
+    /// and those its `Connection` names, the method and deadline in the
+    /// extensions.
     fn upstream_request(
         &self,
         method: &'static MethodDescriptor,
@@ -167,9 +171,13 @@ impl<T: Transport> Forward<T> {
         let mut request = http::Request::new(call.body().clone());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
+        let hop_by_hop = connection_named(call.metadata());
         let headers = request.headers_mut();
         for (name, value) in call.metadata() {
-            if forwarded(name) && !(self.token.is_some() && name == AUTHORIZATION) {
+            if forwarded(name)
+                && !hop_by_hop.contains(name)
+                && !(self.token.is_some() && name == AUTHORIZATION)
+            {
                 headers.append(name.clone(), value.clone());
             }
         }
@@ -191,19 +199,39 @@ fn forwarded(name: &HeaderName) -> bool {
     !NOT_FORWARDED.contains(&name.as_str())
 }
 
-/// Response headers not passed back to the caller.
+/// The headers a message's `Connection` header names (comma-separated,
+/// case-insensitive): hop-by-hop for that message only (RFC 9110 §7.6.1).
+/// Tokens that are not header names are ignored.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// Removes the response headers not passed back to the caller: hop-by-hop
+/// ones (the fixed list and those the response's `Connection` names),
+/// and framing.
 fn strip_response_headers(headers: &mut HeaderMap) {
+    for name in connection_named(headers) {
+        headers.remove(name);
+    }
     for name in [
         CONNECTION,
         TRANSFER_ENCODING,
         CONTENT_LENGTH,
         TE,
+        TRAILER,
         UPGRADE,
         HOST,
     ] {
         headers.remove(name);
     }
     headers.remove("keep-alive");
+    headers.remove("proxy-connection");
 }
 
 /// Compares without an early exit, so response timing does not reveal how

@@ -78,9 +78,11 @@ fn upstream(runtime: TokioRuntime, seen: Rc<RefCell<Vec<Seen>>>) -> Router {
                     number: request.get_ref().number + 1,
                     tags: vec![],
                 });
-                response
-                    .metadata_mut()
-                    .insert("x-served-by", HeaderValue::from_static("upstream"));
+                let metadata = response.metadata_mut();
+                metadata.insert("x-served-by", HeaderValue::from_static("upstream"));
+                // Hop-by-hop for the upstream's own connection.
+                metadata.insert("connection", HeaderValue::from_static("x-upstream-hop"));
+                metadata.insert("x-upstream-hop", HeaderValue::from_static("1"));
                 Ok(response)
             })
             .await
@@ -353,4 +355,29 @@ async fn a_configured_token_is_required_and_not_forwarded() {
     )
     .with_bearer_token("");
     assert!(!format!("{open:?}").contains("token: true"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_named_by_connection_are_hop_by_hop_in_both_directions() {
+    let fixture = Fixture::new(None);
+    let request = post("/test.v1.PingService/Echo", "application/json")
+        .header("x-tenant", "acme")
+        .header("connection", "X-Hop, keep-alive")
+        .header("connection", " x-other-hop ,, not a header name")
+        .header("x-hop", "1")
+        .header("x-other-hop", "2")
+        .header("keep-alive", "timeout=5")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    let response = fixture.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = &fixture.seen()[0].http_headers;
+    assert_eq!(seen["x-tenant"], "acme");
+    for dropped in ["connection", "x-hop", "x-other-hop", "keep-alive"] {
+        assert!(seen.get(dropped).is_none(), "{dropped} was forwarded");
+    }
+    // The upstream's response named `x-upstream-hop` in its `Connection`.
+    assert_eq!(response.headers()["x-served-by"], "upstream");
+    assert!(response.headers().get("x-upstream-hop").is_none());
+    assert!(response.headers().get("connection").is_none());
 }
