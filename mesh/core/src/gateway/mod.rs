@@ -19,7 +19,9 @@
 //!
 //! Hop-by-hop headers — the fixed list (RFC 9110 §7.6.1) and every header a
 //! message's own `Connection` names — and those that describe the body are
-//! not forwarded either way.
+//! not forwarded either way. Cookies are the edge domain's, not the internal
+//! services': `Cookie` is not forwarded upstream nor `Set-Cookie` back,
+//! unless [`Forward::forward_cookies`] enables both.
 //!
 //! An optional bearer token ([`Forward::with_bearer_token`]) closes the
 //! edge: calls without `Authorization: Bearer <token>` are `unauthenticated`,
@@ -50,7 +52,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    COOKIE, HOST, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tower::ServiceExt;
@@ -91,6 +93,7 @@ pub struct Forward<T> {
     transport: T,
     token: Option<Rc<str>>,
     max_message_bytes: usize,
+    forward_cookies: bool,
 }
 
 impl<T> std::fmt::Debug for Forward<T> {
@@ -100,6 +103,7 @@ impl<T> std::fmt::Debug for Forward<T> {
             .field("service", &self.service)
             .field("methods", &self.methods.len())
             .field("token", &self.token.is_some())
+            .field("forward_cookies", &self.forward_cookies)
             .finish()
     }
 }
@@ -114,7 +118,19 @@ impl<T: Transport> Forward<T> {
             transport,
             token: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            forward_cookies: false,
         }
+    }
+
+    /// Forwards the caller's `Cookie` header upstream and the upstream's
+    /// `Set-Cookie` back (default: neither). Off by default because the
+    /// browser's cookies for the edge domain (sessions, analytics) are not
+    /// meant for internal services, and an internal service should not set
+    /// cookies on the public domain; enable it only for a service that owns
+    /// the edge's cookies.
+    pub fn forward_cookies(mut self, forward: bool) -> Self {
+        self.forward_cookies = forward;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on every call
@@ -158,8 +174,8 @@ impl<T: Transport> Forward<T> {
 
     /// The upstream request: POST to the method's path with the raw body in
     /// the caller's encoding, the caller's headers less [`NOT_FORWARDED`],
-    /// and those its `Connection` names, the method and deadline in the
-    /// extensions.
+    /// those its `Connection` names and (unless enabled) `Cookie`, the
+    /// method and deadline in the extensions.
     fn upstream_request(
         &self,
         method: &'static MethodDescriptor,
@@ -177,6 +193,7 @@ impl<T: Transport> Forward<T> {
             if forwarded(name)
                 && !hop_by_hop.contains(name)
                 && !(self.token.is_some() && name == AUTHORIZATION)
+                && (self.forward_cookies || name != COOKIE)
             {
                 headers.append(name.clone(), value.clone());
             }
@@ -214,8 +231,8 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
 
 /// Removes the response headers not passed back to the caller: hop-by-hop
 /// ones (the fixed list and those the response's `Connection` names),
-/// and framing.
-fn strip_response_headers(headers: &mut HeaderMap) {
+/// framing, and `Set-Cookie` unless `forward_cookies`.
+fn strip_response_headers(headers: &mut HeaderMap, forward_cookies: bool) {
     for name in connection_named(headers) {
         headers.remove(name);
     }
@@ -232,6 +249,9 @@ fn strip_response_headers(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+    if !forward_cookies {
+        headers.remove(SET_COOKIE);
+    }
 }
 
 /// Compares without an early exit, so response timing does not reveal how
@@ -259,10 +279,11 @@ impl<T: Transport> ServiceHandler for Forward<T> {
             .and_then(|()| self.upstream_request(method, call));
         let transport = self.transport.clone();
         let limit = self.max_message_bytes;
+        let cookies = self.forward_cookies;
         Box::pin(async move {
             let request = prepared?;
             let response = transport.oneshot(request).await.map_err(|mut error| {
-                strip_response_headers(&mut error.metadata);
+                strip_response_headers(&mut error.metadata, cookies);
                 error
             })?;
             let (mut parts, body) = response.into_parts();
@@ -279,7 +300,7 @@ impl<T: Transport> ServiceHandler for Forward<T> {
                 Compression::Identity => body,
                 Compression::Gzip => gzip::decompress(&body, limit)?,
             };
-            strip_response_headers(&mut parts.headers);
+            strip_response_headers(&mut parts.headers, cookies);
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.remove(ACCEPT_ENCODING);
             Ok(UnaryReply::new(body, parts.headers))

@@ -71,6 +71,9 @@ fn upstream(runtime: TokioRuntime, seen: Rc<RefCell<Vec<Seen>>>) -> Router {
                     error
                         .metadata
                         .insert("x-reason", HeaderValue::from_static("gone"));
+                    error
+                        .metadata
+                        .insert("set-cookie", HeaderValue::from_static("sid=err"));
                     return Err(error);
                 }
                 let mut response = Response::new(Ping {
@@ -80,9 +83,11 @@ fn upstream(runtime: TokioRuntime, seen: Rc<RefCell<Vec<Seen>>>) -> Router {
                 });
                 let metadata = response.metadata_mut();
                 metadata.insert("x-served-by", HeaderValue::from_static("upstream"));
-                // Hop-by-hop for the upstream's own connection.
+                // Hop-by-hop for the upstream's own connection, and a
+                // cookie the edge domain must not receive by default.
                 metadata.insert("connection", HeaderValue::from_static("x-upstream-hop"));
                 metadata.insert("x-upstream-hop", HeaderValue::from_static("1"));
+                metadata.insert("set-cookie", HeaderValue::from_static("sid=internal"));
                 Ok(response)
             })
             .await
@@ -99,6 +104,11 @@ struct Fixture {
 impl Fixture {
     /// The upstream behind the full client stack (deadlines, retries, …).
     fn new(token: Option<&str>) -> Self {
+        Self::with_cookies(token, false)
+    }
+
+    /// [`new`](Self::new), with [`Forward::forward_cookies`] set to `cookies`.
+    fn with_cookies(token: Option<&str>, cookies: bool) -> Self {
         let runtime = TokioRuntime::default();
         let seen = Rc::new(RefCell::new(Vec::new()));
         let transport =
@@ -108,7 +118,8 @@ impl Fixture {
             Rc::new(ResilienceConfig::default()),
             SERVICE,
         );
-        let mut forward = Forward::new(SERVICE, &METHODS, stack.layer(transport));
+        let mut forward =
+            Forward::new(SERVICE, &METHODS, stack.layer(transport)).forward_cookies(cookies);
         if let Some(token) = token {
             forward = forward.with_bearer_token(token);
         }
@@ -380,4 +391,34 @@ async fn headers_named_by_connection_are_hop_by_hop_in_both_directions() {
     assert_eq!(response.headers()["x-served-by"], "upstream");
     assert!(response.headers().get("x-upstream-hop").is_none());
     assert!(response.headers().get("connection").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cookies_stay_at_the_edge_unless_enabled() {
+    let call = || {
+        post("/test.v1.PingService/Echo", "application/json")
+            .header("cookie", "session=edge-secret")
+            .body(Bytes::from_static(b"{}"))
+            .unwrap()
+    };
+    let closed = Fixture::new(None);
+    let response = closed.send(call()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(closed.seen()[0].http_headers.get("cookie").is_none());
+    assert!(response.headers().get("set-cookie").is_none());
+    let failed = closed
+        .send(json_call("/test.v1.PingService/Fail", "{}"))
+        .await;
+    assert_eq!(failed.headers()["x-reason"], "gone");
+    assert!(failed.headers().get("set-cookie").is_none());
+
+    let open = Fixture::with_cookies(None, true);
+    let response = open.send(call()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(open.seen()[0].http_headers["cookie"], "session=edge-secret");
+    assert_eq!(response.headers()["set-cookie"], "sid=internal");
+    let failed = open
+        .send(json_call("/test.v1.PingService/Fail", "{}"))
+        .await;
+    assert_eq!(failed.headers()["set-cookie"], "sid=err");
 }
