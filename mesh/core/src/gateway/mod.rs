@@ -14,8 +14,18 @@
 //! idempotency and deadlines follow the contract exactly as for a typed
 //! client; the remaining budget travels on as `Connect-Timeout-Ms`.
 //!
-//! Upstream errors come back with their code, message, details and
-//! metadata.
+//! Errors the upstream service answered (a Connect error response) come
+//! back with their code, message, details and metadata: they are the
+//! service's public contract. Errors raised before any upstream answer — a
+//! failed fetch, an open circuit breaker, load shedding, a timed-out
+//! attempt — keep their code but get a generic message, since theirs name
+//! internal bindings and URLs; the original is logged with `tracing`
+//! (target `workmesh::gateway`), which the trace bridge attaches to the
+//! gateway's SERVER span. The two are told apart by the error's metadata:
+//! a transport builds an upstream error from the response
+//! ([`error_from_http`](crate::protocol::error_from_http)), whose headers
+//! always include `Content-Type`, while errors raised in this process carry
+//! no `Content-Type`.
 //!
 //! Hop-by-hop headers — the fixed list (RFC 9110 §7.6.1) and every header a
 //! message's own `Connection` names — and those that describe the body are
@@ -254,6 +264,51 @@ fn strip_response_headers(headers: &mut HeaderMap, forward_cookies: bool) {
     }
 }
 
+/// True when `error` was answered by the upstream service: transports build
+/// those from the HTTP response ([`error_from_http`](crate::protocol::error_from_http)),
+/// headers included, and every HTTP response carrying a Connect error has a
+/// `Content-Type`. Errors raised in this process (transport failures, an
+/// open breaker, load shedding, the deadline layers) have no `Content-Type`
+/// in their metadata.
+fn answered_upstream(error: &ConnectError) -> bool {
+    error.metadata.contains_key(CONTENT_TYPE)
+}
+
+/// What the caller reads instead of a local failure's message.
+fn generic_message(code: Code) -> &'static str {
+    match code {
+        Code::Unavailable => "the upstream service is unavailable",
+        Code::ResourceExhausted => "the upstream service is overloaded",
+        Code::DeadlineExceeded => "the call's deadline was exceeded",
+        Code::Canceled => "the call was canceled",
+        _ => "the upstream call failed",
+    }
+}
+
+/// The error the edge's caller sees for a failed upstream call: upstream
+/// answers pass through (less hop-by-hop headers); local failures keep only
+/// their code, with a generic message, and are logged in full.
+fn edge_error(
+    service: &'static str,
+    method: &'static MethodDescriptor,
+    mut error: ConnectError,
+    forward_cookies: bool,
+) -> ConnectError {
+    if answered_upstream(&error) {
+        strip_response_headers(&mut error.metadata, forward_cookies);
+        return error;
+    }
+    tracing::warn!(
+        target: "workmesh::gateway",
+        service,
+        method = method.method,
+        code = %error.code,
+        error = %error.message,
+        "upstream call failed without an upstream answer"
+    );
+    ConnectError::new(error.code, generic_message(error.code))
+}
+
 /// Compares without an early exit, so response timing does not reveal how
 /// much of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -279,13 +334,13 @@ impl<T: Transport> ServiceHandler for Forward<T> {
             .and_then(|()| self.upstream_request(method, call));
         let transport = self.transport.clone();
         let limit = self.max_message_bytes;
-        let cookies = self.forward_cookies;
+        let (service, cookies) = (self.service, self.forward_cookies);
         Box::pin(async move {
             let request = prepared?;
-            let response = transport.oneshot(request).await.map_err(|mut error| {
-                strip_response_headers(&mut error.metadata, cookies);
-                error
-            })?;
+            let response = transport
+                .oneshot(request)
+                .await
+                .map_err(|error| edge_error(service, method, error, cookies))?;
             let (mut parts, body) = response.into_parts();
             // The router compresses (or not) for its own caller; it wants
             // the body plain.

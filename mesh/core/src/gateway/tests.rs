@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::protocol::{error_from_json, gzip, query, Encoding};
 use crate::server::{serve_unary, Router};
 use crate::stack::ClientStack;
 use crate::testing::{FnService, Ping};
-use crate::{Code, ErrorDetail, Idempotency, Runtime, TokioRuntime};
+use crate::{breaker, Code, ErrorDetail, Idempotency, Runtime, TokioRuntime};
 
 const SERVICE: &str = "test.v1.PingService";
 
@@ -421,4 +421,121 @@ async fn cookies_stay_at_the_edge_unless_enabled() {
         .send(json_call("/test.v1.PingService/Fail", "{}"))
         .await;
     assert_eq!(failed.headers()["set-cookie"], "sid=err");
+}
+
+/// A transport that fails every call before any upstream answers, as a
+/// Workers transport does when its fetch fails; counts the calls.
+#[derive(Clone)]
+struct Failing {
+    error: ConnectError,
+    calls: Rc<Cell<usize>>,
+}
+
+impl tower::Service<http::Request<Bytes>> for Failing {
+    type Response = http::Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ConnectError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<Bytes>) -> Self::Future {
+        self.calls.set(self.calls.get() + 1);
+        let error = self.error.clone();
+        Box::pin(async move { Err(error) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_failures_keep_their_code_but_not_their_internal_message() {
+    let runtime = TokioRuntime::default();
+    let mut shed = ConnectError::resource_exhausted("load shed: 64 calls in flight, limit 64");
+    shed.metadata
+        .insert("workmesh-internal-mark", HeaderValue::from_static("1"));
+    for (error, status) in [
+        (
+            ConnectError::unavailable(
+                "service binding CATALOG: fetch failed: https://catalog.internal/ refused",
+            ),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (shed, StatusCode::TOO_MANY_REQUESTS),
+        (
+            ConnectError::internal("service binding CATALOG is not configured"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+    ] {
+        let code = error.code;
+        let transport = Failing {
+            error,
+            calls: Rc::default(),
+        };
+        let gateway = Router::new().add(Forward::new(SERVICE, &METHODS, transport));
+        let response = gateway
+            .handle(&runtime, json_call("/test.v1.PingService/Echo", "{}"))
+            .await;
+        assert_eq!(response.status(), status);
+        assert!(response.headers().get("workmesh-internal-mark").is_none());
+        let seen = error_of(&response);
+        assert_eq!(seen.code, code);
+        assert_eq!(seen.message, generic_message(code));
+        assert!(!seen.message.contains("CATALOG") && !seen.message.contains("load shed"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breakers_fast_failure_is_generic_too() {
+    let runtime = TokioRuntime::default();
+    let calls = Rc::new(Cell::new(0));
+    let transport = Failing {
+        error: ConnectError::unavailable("service binding CATALOG: fetch failed: refused"),
+        calls: calls.clone(),
+    };
+    let stack = ClientStack::new(
+        runtime.clone(),
+        Rc::new(ResilienceConfig::default()),
+        SERVICE,
+    );
+    let gateway = Router::new().add(Forward::new(SERVICE, &METHODS, stack.layer(transport)));
+    // `Get` has no side effects: retried, so the breaker trips within a few calls.
+    let mut last = None;
+    for _ in 0..10 {
+        let response = gateway
+            .handle(&runtime, json_call("/test.v1.PingService/Get", "{}"))
+            .await;
+        last = Some(error_of(&response));
+    }
+    let sent = calls.get();
+    let response = gateway
+        .handle(&runtime, json_call("/test.v1.PingService/Get", "{}"))
+        .await;
+    assert_eq!(calls.get(), sent, "the breaker is open: nothing was sent");
+    for error in [last.unwrap(), error_of(&response)] {
+        assert_eq!(error.code, Code::Unavailable);
+        assert_eq!(error.message, "the upstream service is unavailable");
+    }
+    assert!(response.headers().get(breaker::REJECTED_MARK).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_unavailable_passes_through_unchanged() {
+    let runtime = TokioRuntime::default();
+    let upstream = Router::new().add(FnService::new(SERVICE, &METHODS, |_, call| {
+        serve_unary(call, |_: Request<Ping>| async move {
+            Err::<Response<Ping>, _>(ConnectError::unavailable("catalog is reindexing"))
+        })
+    }));
+    let transport = RouterTransport::new(upstream, runtime.clone());
+    let gateway = Router::new().add(Forward::new(SERVICE, &METHODS, transport));
+    let response = gateway
+        .handle(&runtime, json_call("/test.v1.PingService/Echo", "{}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error = error_of(&response);
+    assert_eq!(error.code, Code::Unavailable);
+    assert_eq!(error.message, "catalog is reindexing");
 }
