@@ -1,6 +1,8 @@
 // The gateway end to end: Connect calls from outside the mesh, forwarded
 // undecoded to orders and catalog over service bindings, in JSON and proto,
-// POST and GET; errors pass through; an optional bearer token closes the edge.
+// POST and GET; errors the services answer pass through, failures before any
+// answer reach callers only as a generic message; an optional bearer token
+// closes the edge.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -166,6 +168,51 @@ test("upstream errors pass through with their code", async () => {
   assert.equal(bad.status, 400);
   assert.equal(bad.body.code, "invalid_argument");
   assert.match(bad.body.message, /unknown sku/);
+});
+
+test("an unavailable answered by catalog passes through with its own message", async () => {
+  // A mesh of its own: the gateway's breaker has seen nothing, so the one
+  // call's failed attempts (3 at most) cannot trip it, and the answer is
+  // catalog's rather than the breaker's.
+  const fresh = await startMesh({ persistTo: false, ephemeralPorts: true });
+  try {
+    const faults = await callJson(fresh.urls.catalog, "/workmesh.v1.Faults/SetFaults", {
+      rules: [{ service: CATALOG, method: "GetProduct", abortCode: "unavailable", abortPercent: 100 }],
+    });
+    assert.equal(faults.status, 200, JSON.stringify(faults.body));
+    const res = await callJson(fresh.urls.gateway, `/${CATALOG}/GetProduct`, { sku: "SKU-0001" });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.code, "unavailable");
+    assert.equal(res.body.message, `fault injected on ${CATALOG}/GetProduct`);
+    const seen = await callJson(fresh.urls.catalog, "/workmesh.v1.Faults/GetFaults", {});
+    assert.ok(Number(seen.body.rules[0].injected) >= 1, "catalog answered the failure itself");
+  } finally {
+    await fresh.dispose();
+  }
+});
+
+test("a failed fetch reaches the caller as unavailable without internal names or URLs", async () => {
+  // The registry routes catalog to a URL nothing listens on: the gateway's
+  // fetch fails before any upstream answers.
+  const isolated = await startMesh({ persistTo: false, ephemeralPorts: true });
+  try {
+    const unreachable = "http://127.0.0.1:9";
+    const reg = await callJson(isolated.urls.registry, "/workmesh.v1.Registry/Register", {
+      instance: { service: CATALOG, instanceId: "catalog-unreachable", version: "v1", url: unreachable, weight: 100 },
+    });
+    assert.equal(reg.status, 200, JSON.stringify(reg.body));
+    const res = await callJson(isolated.urls.gateway, `/${CATALOG}/GetProduct`, { sku: "SKU-0001" });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.code, "unavailable");
+    assert.equal(res.body.message, "the upstream service is unavailable");
+    assert.equal(res.body.details, undefined);
+    const leaked = JSON.stringify(res.body) + JSON.stringify([...res.headers]);
+    for (const internal of ["127.0.0.1", "fetch", "CATALOG", "breaker"]) {
+      assert.ok(!leaked.includes(internal), `${internal} leaked: ${leaked}`);
+    }
+  } finally {
+    await isolated.dispose();
+  }
 });
 
 test("Connect-Timeout-Ms is honoured at the edge", async () => {

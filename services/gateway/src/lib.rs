@@ -18,6 +18,15 @@
 //!   built with ([`CONTRACTS`]) can be routed.
 //! - `WORKMESH_GATEWAY_TOKEN` (var or secret): when set, every call needs
 //!   `Authorization: Bearer <token>`, else `unauthenticated`.
+//! - `WORKMESH_GATEWAY_FORWARD_COOKIES`: `true` (or `1`) forwards callers'
+//!   `Cookie` header to the services and their `Set-Cookie` back. Unset
+//!   (the default), cookies for the edge domain never reach internal
+//!   services and services cannot set cookies on it.
+//!
+//! What callers see of failures: errors a service answers (its Connect
+//! errors) pass through unchanged; failures before any answer (a failed
+//! fetch, an open breaker, load shedding) keep their code with a generic
+//! message, the original going to the logs and the gateway's trace.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,6 +41,8 @@ use workmesh_worker::{mesh_transport, Router};
 pub const ROUTES_VAR: &str = "WORKMESH_ROUTES";
 /// The var (or secret) holding the bearer token callers must present.
 pub const TOKEN_VAR: &str = "WORKMESH_GATEWAY_TOKEN";
+/// The var that, `true` or `1`, forwards cookies both ways.
+pub const FORWARD_COOKIES_VAR: &str = "WORKMESH_GATEWAY_FORWARD_COOKIES";
 
 /// Every service of the shop, by the binding of the Worker that serves it.
 pub const DEFAULT_ROUTES: &str =
@@ -72,15 +83,27 @@ fn router(env: &Env) -> Result<Router, ConnectError> {
         .or_else(|_| env.var(TOKEN_VAR))
         .map(|value| value.to_string())
         .unwrap_or_default();
+    let cookies = forward_cookies(env.var(FORWARD_COOKIES_VAR).ok().map(|v| v.to_string()));
     let mut router = Router::new();
     for (contract, binding) in routes(env)?.iter() {
         let transport = mesh_transport(env, binding, contract.service)?;
         router = router.add(
             Forward::new(contract.service, contract.methods, transport)
-                .with_bearer_token(token.as_str()),
+                .with_bearer_token(token.as_str())
+                .forward_cookies(cookies),
         );
     }
     Ok(router)
+}
+
+/// Whether `WORKMESH_GATEWAY_FORWARD_COOKIES` asks for cookies to be
+/// forwarded: `true` or `1` (any case, spaces ignored); anything else, or
+/// unset, keeps them at the edge.
+fn forward_cookies(value: Option<String>) -> bool {
+    value.is_some_and(|v| {
+        let v = v.trim();
+        v == "1" || v.eq_ignore_ascii_case("true")
+    })
 }
 
 /// The route table, parsed once per isolate.
@@ -147,6 +170,17 @@ mod tests {
             route_table(Some("  ")).expect("blank is the default"),
             table
         );
+    }
+
+    #[test]
+    fn cookies_are_forwarded_only_when_the_var_says_so() {
+        for on in ["true", "1", " TRUE "] {
+            assert!(forward_cookies(Some(on.into())), "{on:?}");
+        }
+        for off in ["", "false", "0", "yes please"] {
+            assert!(!forward_cookies(Some(off.into())), "{off:?}");
+        }
+        assert!(!forward_cookies(None));
     }
 
     #[test]

@@ -14,9 +14,24 @@
 //! idempotency and deadlines follow the contract exactly as for a typed
 //! client; the remaining budget travels on as `Connect-Timeout-Ms`.
 //!
-//! Upstream errors come back with their code, message, details and
-//! metadata. Hop-by-hop headers and those that describe the body are not
-//! forwarded either way.
+//! Errors the upstream service answered (a Connect error response) come
+//! back with their code, message, details and metadata: they are the
+//! service's public contract. Errors raised before any upstream answer — a
+//! failed fetch, an open circuit breaker, load shedding, a timed-out
+//! attempt — keep their code but get a generic message, since theirs name
+//! internal bindings and URLs; the original is logged with `tracing`
+//! (target `workmesh::gateway`), which the trace bridge attaches to the
+//! gateway's SERVER span. The two are told apart by the error's metadata:
+//! a transport builds an upstream error from the response
+//! ([`error_from_http`](crate::protocol::error_from_http)), whose headers
+//! always include `Content-Type`, while errors raised in this process carry
+//! no `Content-Type`.
+//!
+//! Hop-by-hop headers — the fixed list (RFC 9110 §7.6.1) and every header a
+//! message's own `Connection` names — and those that describe the body are
+//! not forwarded either way. Cookies are the edge domain's, not the internal
+//! services': `Cookie` is not forwarded upstream nor `Set-Cookie` back,
+//! unless [`Forward::forward_cookies`] enables both.
 //!
 //! An optional bearer token ([`Forward::with_bearer_token`]) closes the
 //! edge: calls without `Authorization: Bearer <token>` are `unauthenticated`,
@@ -47,7 +62,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    HOST, TE, TRANSFER_ENCODING, UPGRADE,
+    COOKIE, HOST, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tower::ServiceExt;
@@ -88,6 +103,7 @@ pub struct Forward<T> {
     transport: T,
     token: Option<Rc<str>>,
     max_message_bytes: usize,
+    forward_cookies: bool,
 }
 
 impl<T> std::fmt::Debug for Forward<T> {
@@ -97,6 +113,7 @@ impl<T> std::fmt::Debug for Forward<T> {
             .field("service", &self.service)
             .field("methods", &self.methods.len())
             .field("token", &self.token.is_some())
+            .field("forward_cookies", &self.forward_cookies)
             .finish()
     }
 }
@@ -111,7 +128,19 @@ impl<T: Transport> Forward<T> {
             transport,
             token: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            forward_cookies: false,
         }
+    }
+
+    /// Forwards the caller's `Cookie` header upstream and the upstream's
+    /// `Set-Cookie` back (default: neither). Off by default because the
+    /// browser's cookies for the edge domain (sessions, analytics) are not
+    /// meant for internal services, and an internal service should not set
+    /// cookies on the public domain; enable it only for a service that owns
+    /// the edge's cookies.
+    pub fn forward_cookies(mut self, forward: bool) -> Self {
+        self.forward_cookies = forward;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on every call
@@ -155,7 +184,8 @@ impl<T: Transport> Forward<T> {
 
     /// The upstream request: POST to the method's path with the raw body in
     /// the caller's encoding, the caller's headers less [`NOT_FORWARDED`],
-    /// the method and deadline in the extensions.
+    /// those its `Connection` names and (unless enabled) `Cookie`, the
+    /// method and deadline in the extensions.
     fn upstream_request(
         &self,
         method: &'static MethodDescriptor,
@@ -167,9 +197,14 @@ impl<T: Transport> Forward<T> {
         let mut request = http::Request::new(call.body().clone());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
+        let hop_by_hop = connection_named(call.metadata());
         let headers = request.headers_mut();
         for (name, value) in call.metadata() {
-            if forwarded(name) && !(self.token.is_some() && name == AUTHORIZATION) {
+            if forwarded(name)
+                && !hop_by_hop.contains(name)
+                && !(self.token.is_some() && name == AUTHORIZATION)
+                && (self.forward_cookies || name != COOKIE)
+            {
                 headers.append(name.clone(), value.clone());
             }
         }
@@ -191,19 +226,87 @@ fn forwarded(name: &HeaderName) -> bool {
     !NOT_FORWARDED.contains(&name.as_str())
 }
 
-/// Response headers not passed back to the caller.
-fn strip_response_headers(headers: &mut HeaderMap) {
+/// The headers a message's `Connection` header names (comma-separated,
+/// case-insensitive): hop-by-hop for that message only (RFC 9110 §7.6.1).
+/// Tokens that are not header names are ignored.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// Removes the response headers not passed back to the caller: hop-by-hop
+/// ones (the fixed list and those the response's `Connection` names),
+/// framing, and `Set-Cookie` unless `forward_cookies`.
+fn strip_response_headers(headers: &mut HeaderMap, forward_cookies: bool) {
+    for name in connection_named(headers) {
+        headers.remove(name);
+    }
     for name in [
         CONNECTION,
         TRANSFER_ENCODING,
         CONTENT_LENGTH,
         TE,
+        TRAILER,
         UPGRADE,
         HOST,
     ] {
         headers.remove(name);
     }
     headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    if !forward_cookies {
+        headers.remove(SET_COOKIE);
+    }
+}
+
+/// True when `error` was answered by the upstream service: transports build
+/// those from the HTTP response ([`error_from_http`](crate::protocol::error_from_http)),
+/// headers included, and every HTTP response carrying a Connect error has a
+/// `Content-Type`. Errors raised in this process (transport failures, an
+/// open breaker, load shedding, the deadline layers) have no `Content-Type`
+/// in their metadata.
+fn answered_upstream(error: &ConnectError) -> bool {
+    error.metadata.contains_key(CONTENT_TYPE)
+}
+
+/// What the caller reads instead of a local failure's message.
+fn generic_message(code: Code) -> &'static str {
+    match code {
+        Code::Unavailable => "the upstream service is unavailable",
+        Code::ResourceExhausted => "the upstream service is overloaded",
+        Code::DeadlineExceeded => "the call's deadline was exceeded",
+        Code::Canceled => "the call was canceled",
+        _ => "the upstream call failed",
+    }
+}
+
+/// The error the edge's caller sees for a failed upstream call: upstream
+/// answers pass through (less hop-by-hop headers); local failures keep only
+/// their code, with a generic message, and are logged in full.
+fn edge_error(
+    service: &'static str,
+    method: &'static MethodDescriptor,
+    mut error: ConnectError,
+    forward_cookies: bool,
+) -> ConnectError {
+    if answered_upstream(&error) {
+        strip_response_headers(&mut error.metadata, forward_cookies);
+        return error;
+    }
+    tracing::warn!(
+        target: "workmesh::gateway",
+        service,
+        method = method.method,
+        code = %error.code,
+        error = %error.message,
+        "upstream call failed without an upstream answer"
+    );
+    ConnectError::new(error.code, generic_message(error.code))
 }
 
 /// Compares without an early exit, so response timing does not reveal how
@@ -231,12 +334,13 @@ impl<T: Transport> ServiceHandler for Forward<T> {
             .and_then(|()| self.upstream_request(method, call));
         let transport = self.transport.clone();
         let limit = self.max_message_bytes;
+        let (service, cookies) = (self.service, self.forward_cookies);
         Box::pin(async move {
             let request = prepared?;
-            let response = transport.oneshot(request).await.map_err(|mut error| {
-                strip_response_headers(&mut error.metadata);
-                error
-            })?;
+            let response = transport
+                .oneshot(request)
+                .await
+                .map_err(|error| edge_error(service, method, error, cookies))?;
             let (mut parts, body) = response.into_parts();
             // The router compresses (or not) for its own caller; it wants
             // the body plain.
@@ -251,7 +355,7 @@ impl<T: Transport> ServiceHandler for Forward<T> {
                 Compression::Identity => body,
                 Compression::Gzip => gzip::decompress(&body, limit)?,
             };
-            strip_response_headers(&mut parts.headers);
+            strip_response_headers(&mut parts.headers, cookies);
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.remove(ACCEPT_ENCODING);
             Ok(UnaryReply::new(body, parts.headers))

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::protocol::{error_from_json, gzip, query, Encoding};
 use crate::server::{serve_unary, Router};
 use crate::stack::ClientStack;
 use crate::testing::{FnService, Ping};
-use crate::{Code, ErrorDetail, Idempotency, Runtime, TokioRuntime};
+use crate::{breaker, Code, ErrorDetail, Idempotency, Runtime, TokioRuntime};
 
 const SERVICE: &str = "test.v1.PingService";
 
@@ -71,6 +71,9 @@ fn upstream(runtime: TokioRuntime, seen: Rc<RefCell<Vec<Seen>>>) -> Router {
                     error
                         .metadata
                         .insert("x-reason", HeaderValue::from_static("gone"));
+                    error
+                        .metadata
+                        .insert("set-cookie", HeaderValue::from_static("sid=err"));
                     return Err(error);
                 }
                 let mut response = Response::new(Ping {
@@ -78,9 +81,13 @@ fn upstream(runtime: TokioRuntime, seen: Rc<RefCell<Vec<Seen>>>) -> Router {
                     number: request.get_ref().number + 1,
                     tags: vec![],
                 });
-                response
-                    .metadata_mut()
-                    .insert("x-served-by", HeaderValue::from_static("upstream"));
+                let metadata = response.metadata_mut();
+                metadata.insert("x-served-by", HeaderValue::from_static("upstream"));
+                // Hop-by-hop for the upstream's own connection, and a
+                // cookie the edge domain must not receive by default.
+                metadata.insert("connection", HeaderValue::from_static("x-upstream-hop"));
+                metadata.insert("x-upstream-hop", HeaderValue::from_static("1"));
+                metadata.insert("set-cookie", HeaderValue::from_static("sid=internal"));
                 Ok(response)
             })
             .await
@@ -97,6 +104,11 @@ struct Fixture {
 impl Fixture {
     /// The upstream behind the full client stack (deadlines, retries, …).
     fn new(token: Option<&str>) -> Self {
+        Self::with_cookies(token, false)
+    }
+
+    /// [`new`](Self::new), with [`Forward::forward_cookies`] set to `cookies`.
+    fn with_cookies(token: Option<&str>, cookies: bool) -> Self {
         let runtime = TokioRuntime::default();
         let seen = Rc::new(RefCell::new(Vec::new()));
         let transport =
@@ -106,7 +118,8 @@ impl Fixture {
             Rc::new(ResilienceConfig::default()),
             SERVICE,
         );
-        let mut forward = Forward::new(SERVICE, &METHODS, stack.layer(transport));
+        let mut forward =
+            Forward::new(SERVICE, &METHODS, stack.layer(transport)).forward_cookies(cookies);
         if let Some(token) = token {
             forward = forward.with_bearer_token(token);
         }
@@ -353,4 +366,176 @@ async fn a_configured_token_is_required_and_not_forwarded() {
     )
     .with_bearer_token("");
     assert!(!format!("{open:?}").contains("token: true"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_named_by_connection_are_hop_by_hop_in_both_directions() {
+    let fixture = Fixture::new(None);
+    let request = post("/test.v1.PingService/Echo", "application/json")
+        .header("x-tenant", "acme")
+        .header("connection", "X-Hop, keep-alive")
+        .header("connection", " x-other-hop ,, not a header name")
+        .header("x-hop", "1")
+        .header("x-other-hop", "2")
+        .header("keep-alive", "timeout=5")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    let response = fixture.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = &fixture.seen()[0].http_headers;
+    assert_eq!(seen["x-tenant"], "acme");
+    for dropped in ["connection", "x-hop", "x-other-hop", "keep-alive"] {
+        assert!(seen.get(dropped).is_none(), "{dropped} was forwarded");
+    }
+    // The upstream's response named `x-upstream-hop` in its `Connection`.
+    assert_eq!(response.headers()["x-served-by"], "upstream");
+    assert!(response.headers().get("x-upstream-hop").is_none());
+    assert!(response.headers().get("connection").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cookies_stay_at_the_edge_unless_enabled() {
+    let call = || {
+        post("/test.v1.PingService/Echo", "application/json")
+            .header("cookie", "session=edge-secret")
+            .body(Bytes::from_static(b"{}"))
+            .unwrap()
+    };
+    let closed = Fixture::new(None);
+    let response = closed.send(call()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(closed.seen()[0].http_headers.get("cookie").is_none());
+    assert!(response.headers().get("set-cookie").is_none());
+    let failed = closed
+        .send(json_call("/test.v1.PingService/Fail", "{}"))
+        .await;
+    assert_eq!(failed.headers()["x-reason"], "gone");
+    assert!(failed.headers().get("set-cookie").is_none());
+
+    let open = Fixture::with_cookies(None, true);
+    let response = open.send(call()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(open.seen()[0].http_headers["cookie"], "session=edge-secret");
+    assert_eq!(response.headers()["set-cookie"], "sid=internal");
+    let failed = open
+        .send(json_call("/test.v1.PingService/Fail", "{}"))
+        .await;
+    assert_eq!(failed.headers()["set-cookie"], "sid=err");
+}
+
+/// A transport that fails every call before any upstream answers, as a
+/// Workers transport does when its fetch fails; counts the calls.
+#[derive(Clone)]
+struct Failing {
+    error: ConnectError,
+    calls: Rc<Cell<usize>>,
+}
+
+impl tower::Service<http::Request<Bytes>> for Failing {
+    type Response = http::Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ConnectError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<Bytes>) -> Self::Future {
+        self.calls.set(self.calls.get() + 1);
+        let error = self.error.clone();
+        Box::pin(async move { Err(error) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_failures_keep_their_code_but_not_their_internal_message() {
+    let runtime = TokioRuntime::default();
+    let mut shed = ConnectError::resource_exhausted("load shed: 64 calls in flight, limit 64");
+    shed.metadata
+        .insert("workmesh-internal-mark", HeaderValue::from_static("1"));
+    for (error, status) in [
+        (
+            ConnectError::unavailable(
+                "service binding CATALOG: fetch failed: https://catalog.internal/ refused",
+            ),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (shed, StatusCode::TOO_MANY_REQUESTS),
+        (
+            ConnectError::internal("service binding CATALOG is not configured"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+    ] {
+        let code = error.code;
+        let transport = Failing {
+            error,
+            calls: Rc::default(),
+        };
+        let gateway = Router::new().add(Forward::new(SERVICE, &METHODS, transport));
+        let response = gateway
+            .handle(&runtime, json_call("/test.v1.PingService/Echo", "{}"))
+            .await;
+        assert_eq!(response.status(), status);
+        assert!(response.headers().get("workmesh-internal-mark").is_none());
+        let seen = error_of(&response);
+        assert_eq!(seen.code, code);
+        assert_eq!(seen.message, generic_message(code));
+        assert!(!seen.message.contains("CATALOG") && !seen.message.contains("load shed"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breakers_fast_failure_is_generic_too() {
+    let runtime = TokioRuntime::default();
+    let calls = Rc::new(Cell::new(0));
+    let transport = Failing {
+        error: ConnectError::unavailable("service binding CATALOG: fetch failed: refused"),
+        calls: calls.clone(),
+    };
+    let stack = ClientStack::new(
+        runtime.clone(),
+        Rc::new(ResilienceConfig::default()),
+        SERVICE,
+    );
+    let gateway = Router::new().add(Forward::new(SERVICE, &METHODS, stack.layer(transport)));
+    // `Get` has no side effects: retried, so the breaker trips within a few calls.
+    let mut last = None;
+    for _ in 0..10 {
+        let response = gateway
+            .handle(&runtime, json_call("/test.v1.PingService/Get", "{}"))
+            .await;
+        last = Some(error_of(&response));
+    }
+    let sent = calls.get();
+    let response = gateway
+        .handle(&runtime, json_call("/test.v1.PingService/Get", "{}"))
+        .await;
+    assert_eq!(calls.get(), sent, "the breaker is open: nothing was sent");
+    for error in [last.unwrap(), error_of(&response)] {
+        assert_eq!(error.code, Code::Unavailable);
+        assert_eq!(error.message, "the upstream service is unavailable");
+    }
+    assert!(response.headers().get(breaker::REJECTED_MARK).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_unavailable_passes_through_unchanged() {
+    let runtime = TokioRuntime::default();
+    let upstream = Router::new().add(FnService::new(SERVICE, &METHODS, |_, call| {
+        serve_unary(call, |_: Request<Ping>| async move {
+            Err::<Response<Ping>, _>(ConnectError::unavailable("catalog is reindexing"))
+        })
+    }));
+    let transport = RouterTransport::new(upstream, runtime.clone());
+    let gateway = Router::new().add(Forward::new(SERVICE, &METHODS, transport));
+    let response = gateway
+        .handle(&runtime, json_call("/test.v1.PingService/Echo", "{}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error = error_of(&response);
+    assert_eq!(error.code, Code::Unavailable);
+    assert_eq!(error.message, "catalog is reindexing");
 }
