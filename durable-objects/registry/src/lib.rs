@@ -17,7 +17,8 @@
 //!   clients report call outcomes per instance in batches that are counted
 //!   once per `report_id`; the registry sums them, keeps the worst recent
 //!   breaker state callers report, and ejects outliers for a growing time,
-//!   never more than half of a service (`WORKMESH_EJECTION_*`).
+//!   never more than half of a service, yet always one of two or more
+//!   (`WORKMESH_EJECTION_*`).
 //!
 //! Resolve answers only live, healthy, non-ejected, non-draining instances,
 //! with a version token that changes whenever that answer would (writes that
@@ -42,8 +43,8 @@
 //! | `WORKMESH_EJECTION_WINDOW_MS` | 10000 | success-rate window |
 //! | `WORKMESH_EJECTION_BASE_MS` | 30000 | first ejection; the n-th lasts n times as long |
 //! | `WORKMESH_EJECTION_MAX_MS` | 300000 | longest ejection (at least the base) |
-//! | `WORKMESH_EJECTION_MAX_PERCENT` | 50 | most of a service's live instances ejected at once |
-//! | `WORKMESH_EJECTION_DECAY_MS` | 300000 | ejection-free time after which `times_ejected` resets |
+//! | `WORKMESH_EJECTION_MAX_PERCENT` | 50 | most of a service's live instances ejected at once; with two or more, at least one may be (0: off) |
+//! | `WORKMESH_EJECTION_DECAY_MS` | 300000 | each this long without an ejection takes one off `times_ejected` (Envoy's multiplier decay) |
 
 mod health;
 mod model;
