@@ -50,6 +50,7 @@ mod health;
 mod model;
 mod service;
 mod store;
+mod transaction;
 
 use std::rc::Rc;
 
