@@ -184,3 +184,51 @@ test("ReportOutcomes rejects bad input naming the field and skips unknown instan
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
   assert.equal((await listed("test.v1.Invalid"))["inv-a"].reportedSuccesses, "2");
 });
+
+test("Envoy's rules: a small max share still ejects one of two, and times_ejected decays by one per quiet period", async (t) => {
+  // Its own registry: a 10 % share (floor(2 × 10 %) = 0) and a short decay.
+  const base = 200;
+  const decay = 1500;
+  const own = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: {
+      registry: {
+        WORKMESH_EJECTION_BASE_MS: String(base),
+        WORKMESH_EJECTION_MAX_PERCENT: "10",
+        WORKMESH_EJECTION_DECAY_MS: String(decay),
+      },
+    },
+  });
+  t.after(() => own.dispose());
+  const call = (method, msg) => callJson(own.urls.registry, `/workmesh.v1.Registry/${method}`, msg);
+  const service = "test.v1.Envoy";
+  for (const id of ["en-a", "en-b"]) {
+    assert.equal((await call("Register", { instance: { service, instanceId: id, binding: "CATALOG" } })).status, 200);
+  }
+  let n = 0;
+  const fail5 = async (id) => {
+    const res = await call("ReportOutcomes", { reportId: `envoy-${++n}`, outcomes: [{ instanceId: id, failures: 5 }] });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const list = (await call("List", { service })).body.instances;
+    const instance = list.find((i) => i.instanceId === id);
+    return { until: Number(instance.ejectedUntilMs ?? 0), times: instance.timesEjected ?? 0 };
+  };
+  const resolved = async () => ((await call("Resolve", { service })).body.instances ?? []).map((i) => i.instanceId);
+
+  const first = await fail5("en-a");
+  assert.equal(first.times, 1, "one of two is ejected under a 10 % share");
+  assert.deepEqual(await resolved(), ["en-b"]);
+  // The other cannot follow while en-a is out.
+  assert.equal((await fail5("en-b")).times, 0);
+
+  await sleep(first.until + 50 - Date.now());
+  const second = await fail5("en-a");
+  assert.equal(second.times, 2);
+  // One quiet period after the second ejection ends (less than two): one
+  // step of decay, so the next ejection is the second again — not the first
+  // (a reset) nor the third (no decay).
+  await sleep(second.until + decay + 300 - Date.now());
+  const third = await fail5("en-a");
+  assert.equal(third.times, 2, JSON.stringify({ second, third }));
+});

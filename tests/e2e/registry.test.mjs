@@ -258,3 +258,41 @@ test("a gzip-accepting client gets a large answer compressed exactly once", asyn
   assert.equal(listed.headers.get("content-encoding"), "gzip");
   assert.equal(listed.body.instances?.length, 12, String(listed.body).slice(0, 80));
 });
+
+test("with WORKMESH_REGISTRY_TOKEN set, calls need the bearer token; health checks do not", async (t) => {
+  const mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: { registry: { WORKMESH_REGISTRY_TOKEN: "t" } },
+  });
+  t.after(() => mesh.dispose());
+  const registry = (method, msg, headers) =>
+    callJson(mesh.urls.registry, `/workmesh.v1.Registry/${method}`, msg, headers);
+
+  const bare = await registry("Register", { instance: instance("catalog-a") });
+  assert.equal(bare.status, 401, JSON.stringify(bare.body));
+  assert.equal(bare.body.code, "unauthenticated");
+  assert.match(bare.body.message, /Bearer/);
+  const wrong = await registry("ReportOutcomes", { reportId: "r-1", outcomes: [] }, { authorization: "Bearer u" });
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.body.code, "unauthenticated");
+  const listBare = await registry("List", {});
+  assert.equal(listBare.status, 401);
+
+  const auth = { authorization: "Bearer t" };
+  const reg = await registry("Register", { instance: instance("catalog-a") }, auth);
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  const listed = await registry("List", {}, auth);
+  assert.equal(listed.status, 200);
+  assert.ok(listed.body.instances.some((i) => i.instanceId === "catalog-a"));
+
+  const health = await callJson(mesh.urls.registry, "/workmesh.v1.Health/Check", {});
+  assert.equal(health.status, 200, JSON.stringify(health.body));
+});
+
+test("without WORKMESH_REGISTRY_TOKEN the registry is open", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true });
+  t.after(() => mesh.dispose());
+  const listed = await callJson(mesh.urls.registry, "/workmesh.v1.Registry/List", {});
+  assert.equal(listed.status, 200, JSON.stringify(listed.body));
+});

@@ -50,7 +50,7 @@ pub async fn run_round(
         );
     }
     store.forget_reports_before(now - REPORT_ID_RETENTION_MS)?;
-    store.decay_ejections(now - i64::from(registry.ejection.decay_ms))?;
+    store.decay_ejections(now, registry.ejection.decay_ms)?;
     let live: Vec<Instance> = store
         .list(None)?
         .into_iter()

@@ -17,7 +17,8 @@
 //!   clients report call outcomes per instance in batches that are counted
 //!   once per `report_id`; the registry sums them, keeps the worst recent
 //!   breaker state callers report, and ejects outliers for a growing time,
-//!   never more than half of a service (`WORKMESH_EJECTION_*`).
+//!   never more than half of a service, yet always one of two or more
+//!   (`WORKMESH_EJECTION_*`).
 //!
 //! Resolve answers only live, healthy, non-ejected, non-draining instances,
 //! with a version token that changes whenever that answer would (writes that
@@ -25,6 +26,18 @@
 //! end of an ejection change the routable set itself). Outcome totals and
 //! breaker states ride along in the instances but do not change the token:
 //! they change with every report and would void every cached answer.
+//!
+//! **Access**: the registry Worker has no public URL (`workers_dev = false`,
+//! `preview_urls = false`); services reach it through service bindings. With
+//! `WORKMESH_REGISTRY_TOKEN` set (best as a secret: `wrangler secret put
+//! WORKMESH_REGISTRY_TOKEN -c wrangler/registry.toml`), every call but
+//! `workmesh.v1.Health/Check` must also carry `Authorization: Bearer <token>`
+//! or is refused with `unauthenticated` (401); unset, the registry is open
+//! (the local mesh). Callers then need that header — and the mesh's own
+//! registry client (`mesh/worker`) does not send one yet, nor does the CLI,
+//! so with the token set services cannot register, heartbeat, report or
+//! resolve (they fall back to their static bindings). Set it only for
+//! registries whose callers add the header.
 //!
 //! Configuration (vars of the registry Worker; a bad value fails every call
 //! with `failed_precondition` naming the var):
@@ -42,13 +55,15 @@
 //! | `WORKMESH_EJECTION_WINDOW_MS` | 10000 | success-rate window |
 //! | `WORKMESH_EJECTION_BASE_MS` | 30000 | first ejection; the n-th lasts n times as long |
 //! | `WORKMESH_EJECTION_MAX_MS` | 300000 | longest ejection (at least the base) |
-//! | `WORKMESH_EJECTION_MAX_PERCENT` | 50 | most of a service's live instances ejected at once |
-//! | `WORKMESH_EJECTION_DECAY_MS` | 300000 | ejection-free time after which `times_ejected` resets |
+//! | `WORKMESH_EJECTION_MAX_PERCENT` | 50 | most of a service's live instances ejected at once; with two or more, at least one may be (0: off) |
+//! | `WORKMESH_EJECTION_DECAY_MS` | 300000 | each this long without an ejection takes one off `times_ejected` (Envoy's multiplier decay) |
 
+mod auth;
 mod health;
 mod model;
 mod service;
 mod store;
+mod transaction;
 
 use std::rc::Rc;
 
@@ -66,6 +81,11 @@ const MESH_OBJECT: &str = "mesh";
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let token = env.var(auth::TOKEN_VAR).ok().map(|v| v.to_string());
+    let authorization = req.headers().get("authorization")?;
+    if let Err(error) = auth::authorize(token.as_deref(), &req.path(), authorization.as_deref()) {
+        return workmesh_worker::error_to_worker(&error);
+    }
     let stub = env.durable_object("REGISTRY")?.get_by_name(MESH_OBJECT)?;
     stub.fetch_with_request(req).await
 }

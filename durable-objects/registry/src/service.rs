@@ -2,7 +2,9 @@
 //!
 //! Handlers make no `await` between their storage calls (until the final
 //! alarm check), so each call's reads and writes run inside the object's
-//! input gate and its writes commit together.
+//! input gate and its writes commit together. That does not undo the writes
+//! before a storage error, though: `ReportOutcomes`, whose id marks the batch
+//! as counted, runs in one explicit transaction so a failure leaves nothing.
 
 use workmesh::codegen::{Request, Response};
 use workmesh::proto::v1::registry_server::Registry;
@@ -17,6 +19,7 @@ use workmesh_worker::WorkerRuntime;
 
 use crate::model::{self, Counts, RegistryConfig};
 use crate::store::Store;
+use crate::transaction::transaction;
 
 pub struct RegistryService {
     store: Store,
@@ -50,12 +53,13 @@ impl RegistryService {
 
     /// Adds one reported outcome to its instance: totals, breaker state,
     /// streak and window; ejects the instance when it is an outlier and the
-    /// service's ejection share allows. Unknown instances are skipped (they
-    /// expired or were deregistered since the caller resolved them).
-    fn apply_outcome(&self, outcome: &Outcome, now: i64) -> Result<(), ConnectError> {
+    /// service's ejection share allows, and then says so. Unknown instances
+    /// are skipped (they expired or were deregistered since the caller
+    /// resolved them).
+    fn apply_outcome(&self, outcome: &Outcome, now: i64) -> Result<Option<String>, ConnectError> {
         let id = outcome.instance_id.as_str();
         let Some(mut passive) = self.store.passive(id)? else {
-            return Ok(());
+            return Ok(None);
         };
         let config = &self.config.ejection;
         let counts = Counts {
@@ -68,23 +72,23 @@ impl RegistryService {
         passive.state = model::record_outcome(passive.state, counts, now, config);
         let ttl = i64::from(self.config.heartbeat_ttl_ms);
         let live = now - passive.last_heartbeat_ms <= ttl;
-        let mut ejected = false;
+        let mut ejection = None;
         if let Some(reason) = model::outlier(&passive.state, now, config).filter(|_| live) {
             let (instances, already) =
                 self.store
                     .ejection_share(&passive.service, now - ttl, now)?;
             if model::may_eject(instances, already, config.max_percent) {
                 passive.state = model::eject(passive.state, now, config);
-                ejected = true;
-                worker::console_log!(
-                    "registry: ejected {id} ({}) for {} ms (ejection {}): {reason}",
+                ejection = Some(format!(
+                    "ejected {id} ({}) for {} ms (ejection {}): {reason}",
                     passive.service,
                     passive.state.ejected_until_ms - now,
                     passive.state.times_ejected
-                );
+                ));
             }
         }
-        self.store.save_passive(id, &passive, ejected)
+        self.store.save_passive(id, &passive, ejection.is_some())?;
+        Ok(ejection)
     }
 }
 
@@ -248,11 +252,23 @@ impl Registry for RegistryService {
         // entry leaves no partial report behind.
         model::validate_report(&request.report_id, &request.outcomes)?;
         let now = now_ms();
-        // A repeated id (a retry) is acknowledged without counting again.
-        if self.store.remember_report(&request.report_id, now)? {
-            for outcome in &request.outcomes {
-                self.apply_outcome(outcome, now)?;
+        // The id and the outcomes are stored in one transaction: a storage
+        // error halfway leaves neither, so the client's retry counts the
+        // whole batch rather than being skipped as already seen. A repeated
+        // id (a retry of a batch that was stored) is acknowledged without
+        // counting again.
+        let ejections = transaction(&self.storage, || {
+            let mut ejections = Vec::new();
+            if self.store.remember_report(&request.report_id, now)? {
+                for outcome in &request.outcomes {
+                    ejections.extend(self.apply_outcome(outcome, now)?);
+                }
             }
+            Ok(ejections)
+        })?;
+        // Logged once committed, so a rolled-back ejection is not reported.
+        for ejection in ejections {
+            worker::console_log!("registry: {ejection}");
         }
         // The alarm forgets old report ids.
         self.ensure_alarm().await?;

@@ -125,6 +125,13 @@ struct PassiveRow {
 }
 
 #[derive(Deserialize)]
+struct DecayRow {
+    instance_id: String,
+    times_ejected: i64,
+    ejected_until_ms: i64,
+}
+
+#[derive(Deserialize)]
 struct ShareRow {
     live: i64,
     ejected: Option<i64>,
@@ -447,15 +454,36 @@ impl Store {
         Ok((live, ejected))
     }
 
-    /// Resets `times_ejected` of instances whose last ejection ended before
-    /// `quiet_since_ms` (the decay of [`crate::model::decayed_times_ejected`],
-    /// applied so List shows it too); returns how many.
-    pub fn decay_ejections(&self, quiet_since_ms: i64) -> Result<usize, ConnectError> {
-        let cursor = self.exec(
-            "UPDATE instances SET times_ejected = 0 WHERE times_ejected > 0 AND ejected_until_ms <= ?",
-            vec![quiet_since_ms.into()],
+    /// Applies the decay of `times_ejected` ([`crate::model::decayed`]) to
+    /// every instance quiet for at least `decay_ms` at `now_ms`, so List shows
+    /// it too; returns how many changed.
+    pub fn decay_ejections(&self, now_ms: i64, decay_ms: u32) -> Result<usize, ConnectError> {
+        let rows: Vec<DecayRow> = self.query(
+            "SELECT instance_id, times_ejected, ejected_until_ms FROM instances \
+             WHERE times_ejected > 0 AND ejected_until_ms <= ?",
+            vec![now_ms.saturating_sub(i64::from(decay_ms)).into()],
         )?;
-        Ok(cursor.rows_written())
+        let mut changed = 0;
+        for row in rows {
+            let state = PassiveState {
+                times_ejected: row.times_ejected.clamp(0, i64::from(u32::MAX)) as u32,
+                ejected_until_ms: row.ejected_until_ms,
+                ..PassiveState::default()
+            };
+            let after = crate::model::decayed(state, now_ms, decay_ms);
+            if after != state {
+                self.exec(
+                    "UPDATE instances SET times_ejected = ?, ejected_until_ms = ? WHERE instance_id = ?",
+                    vec![
+                        i64::from(after.times_ejected).into(),
+                        after.ejected_until_ms.into(),
+                        row.instance_id.as_str().into(),
+                    ],
+                )?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     /// How many instances are registered, live or not.

@@ -18,16 +18,21 @@
 //! compares `ejected_until_ms` with its clock. Ejection resets the streak and
 //! the window, and reports that arrive while an instance is ejected (callers
 //! with cached answers) only add to its totals, so it returns with a clean
-//! slate. `times_ejected` decays to 0 after `decay_ms` (300 s) without an
-//! ejection, so an instance that failed once long ago starts again from the
-//! base time.
+//! slate. Like Envoy's ejection multiplier, `times_ejected` goes down by one
+//! for every `decay_ms` (300 s) that passes without an ejection, so an
+//! instance that failed often long ago works its way back to the base time
+//! instead of keeping its longest ejection. Each decay step moves the stored
+//! `ejected_until_ms` (already in the past) forward by `decay_ms`, so it marks
+//! the start of the current quiet interval; reads show a past ejection as 0.
 //!
-//! **Max ejection share**: at most `floor(n × max_percent / 100)` of a
-//! service's `n` live (heartbeating) instances are ejected at once (50 %).
-//! One instance alone is therefore never ejected — when everything is
-//! failing, ejecting leaves nothing to route to; failing fast is each
-//! caller's circuit breaker's job. An outlier that cannot be ejected keeps
-//! its counts and is ejected once the share allows.
+//! **Max ejection share**: at most `max(1, floor(n × max_percent / 100))` of
+//! a service's `n ≥ 2` live (heartbeating) instances are ejected at once
+//! (50 %). As in Envoy, a small share never rounds down to nothing: a service
+//! of two or more instances can always lose its worst one (`max_percent` 0
+//! turns ejection off). One instance alone is never ejected — when
+//! everything is failing, ejecting leaves nothing to route to; failing fast
+//! is each caller's circuit breaker's job. An outlier that cannot be ejected
+//! keeps its counts and is ejected once the share allows.
 //!
 //! **Breaker state**: callers report their circuit breaker per instance; the
 //! registry keeps the worst one (open > half-open > closed) reported within
@@ -79,7 +84,8 @@ pub struct EjectionConfig {
     /// At most this share (in percent) of a service's live instances are
     /// ejected at once.
     pub max_percent: u32,
-    /// `times_ejected` resets after this long without an ejection.
+    /// `times_ejected` goes down by one for each this long without an
+    /// ejection.
     pub decay_ms: u32,
 }
 
@@ -311,21 +317,42 @@ pub fn outlier(state: &PassiveState, now_ms: i64, config: &EjectionConfig) -> Op
 }
 
 /// Whether one more of a service's `live` instances may be ejected while
-/// `ejected` of them already are: at most `floor(live × max_percent / 100)`.
+/// `ejected` of them already are: at most `max(1, floor(live × max_percent /
+/// 100))` when there are at least two, none of a lone instance, none when
+/// `max_percent` is 0.
 pub fn may_eject(live: u64, ejected: u64, max_percent: u32) -> bool {
-    let allowed = u128::from(live) * u128::from(max_percent) / 100;
+    if live < 2 || max_percent == 0 {
+        return false;
+    }
+    let allowed = (u128::from(live) * u128::from(max_percent) / 100).max(1);
     u128::from(ejected) < allowed
 }
 
-/// `times_ejected` as of `now_ms`: back to 0 once `decay_ms` have passed
-/// since the latest ejection ended.
-pub fn decayed_times_ejected(state: &PassiveState, now_ms: i64, decay_ms: u32) -> u32 {
-    let quiet_since = state.ejected_until_ms;
-    if state.times_ejected > 0 && now_ms >= quiet_since.saturating_add(i64::from(decay_ms)) {
-        0
-    } else {
-        state.times_ejected
+/// The state as of `now_ms` after the decay of `times_ejected`: one less for
+/// every whole `decay_ms` since the latest ejection ended (or since the last
+/// decay step), never below 0. `ejected_until_ms` moves forward by the
+/// intervals used up, so the decay can be applied again later without
+/// counting them twice. An ejected instance does not decay.
+pub fn decayed(state: PassiveState, now_ms: i64, decay_ms: u32) -> PassiveState {
+    let interval = i64::from(decay_ms.max(1));
+    let steps = now_ms.saturating_sub(state.ejected_until_ms) / interval;
+    if state.times_ejected == 0 || steps <= 0 {
+        return state;
     }
+    PassiveState {
+        times_ejected: state
+            .times_ejected
+            .saturating_sub(u32::try_from(steps).unwrap_or(u32::MAX)),
+        ejected_until_ms: state
+            .ejected_until_ms
+            .saturating_add(steps.saturating_mul(interval)),
+        ..state
+    }
+}
+
+/// `times_ejected` as of `now_ms` (see [`decayed`]).
+pub fn decayed_times_ejected(state: &PassiveState, now_ms: i64, decay_ms: u32) -> u32 {
+    decayed(*state, now_ms, decay_ms).times_ejected
 }
 
 /// How long the `times`-th ejection lasts: `base_ms × times`, at most `max_ms`.

@@ -147,7 +147,7 @@ fn reports_during_an_ejection_do_not_count_towards_the_next() {
 }
 
 #[test]
-fn times_ejected_resets_after_a_quiet_period() {
+fn times_ejected_goes_down_by_one_per_quiet_period() {
     let config = EjectionConfig::default();
     let state = PassiveState {
         times_ejected: 3,
@@ -155,29 +155,83 @@ fn times_ejected_resets_after_a_quiet_period() {
         ..PassiveState::default()
     };
     assert_eq!(decayed_times_ejected(&state, NOW + 299_999, 300_000), 3);
-    assert_eq!(decayed_times_ejected(&state, NOW + 300_000, 300_000), 0);
-    // Ejected again after the quiet period: the base time again.
+    assert_eq!(decayed_times_ejected(&state, NOW + 300_000, 300_000), 2);
+    assert_eq!(decayed_times_ejected(&state, NOW + 899_999, 300_000), 1);
+    assert_eq!(decayed_times_ejected(&state, NOW + 900_000, 300_000), 0);
+    assert_eq!(
+        decayed_times_ejected(&state, i64::MAX, 300_000),
+        0,
+        "saturates"
+    );
+    // Ejected again after one quiet period: the third ejection, not the fourth.
     let again = eject(state, NOW + 300_000, &config);
-    assert_eq!(again.times_ejected, 1);
-    assert_eq!(again.ejected_until_ms, NOW + 300_000 + 30_000);
-    // Before it: the fourth ejection.
+    assert_eq!(again.times_ejected, 3);
+    assert_eq!(again.ejected_until_ms, NOW + 300_000 + 90_000);
+    // After three: the base time again.
+    let fresh = eject(state, NOW + 900_000, &config);
+    assert_eq!(fresh.times_ejected, 1);
+    assert_eq!(fresh.ejected_until_ms, NOW + 900_000 + 30_000);
+    // Before one: the fourth ejection.
     let soon = eject(state, NOW + 1_000, &config);
     assert_eq!(soon.times_ejected, 4);
     assert_eq!(soon.ejected_until_ms, NOW + 1_000 + 120_000);
 }
 
 #[test]
+fn decay_applied_in_steps_counts_each_quiet_period_once() {
+    let state = PassiveState {
+        times_ejected: 3,
+        ejected_until_ms: NOW,
+        ..PassiveState::default()
+    };
+    // The alarm applies the decay every few seconds; the result is the same
+    // as applying it once at the end.
+    let mut stepped = state;
+    for t in (NOW..=NOW + 650_000).step_by(5_000) {
+        stepped = decayed(stepped, t, 300_000);
+        assert!(!stepped.is_ejected(t));
+    }
+    assert_eq!(stepped.times_ejected, 1);
+    assert_eq!(stepped.ejected_until_ms, NOW + 600_000);
+    assert_eq!(stepped, decayed(state, NOW + 650_000, 300_000));
+    // The next step comes a whole period after the previous one.
+    assert_eq!(decayed(stepped, NOW + 899_999, 300_000).times_ejected, 1);
+    assert_eq!(decayed(stepped, NOW + 900_000, 300_000).times_ejected, 0);
+    // An instance still ejected does not decay.
+    let ejected = PassiveState {
+        ejected_until_ms: NOW + 10_000,
+        ..state
+    };
+    assert_eq!(decayed(ejected, NOW + 5_000, 1_000), ejected);
+}
+
+#[test]
 fn at_most_half_of_a_service_is_ejected_and_never_a_lone_instance() {
     assert!(!may_eject(1, 0, 50), "a lone instance stays");
+    assert!(!may_eject(1, 0, 100), "a lone instance stays at 100 % too");
     assert!(may_eject(2, 0, 50));
     assert!(!may_eject(2, 1, 50));
     assert!(may_eject(3, 0, 50));
     assert!(!may_eject(3, 1, 50), "floor(1.5) = 1");
     assert!(may_eject(4, 1, 50));
     assert!(!may_eject(4, 2, 50));
-    assert!(may_eject(1, 0, 100));
+    assert!(may_eject(2, 1, 100));
+    assert!(!may_eject(2, 2, 100));
     assert!(!may_eject(10, 0, 0), "0 % turns ejection off");
     assert!(!may_eject(0, 0, 100));
+}
+
+#[test]
+fn a_small_share_still_lets_one_of_two_or_more_go() {
+    // floor(2 × 10 %) and floor(9 × 10 %) are 0; Envoy still ejects one.
+    assert!(may_eject(2, 0, 10));
+    assert!(!may_eject(2, 1, 10));
+    assert!(may_eject(9, 0, 10));
+    assert!(!may_eject(9, 1, 10));
+    assert!(may_eject(3, 0, 1));
+    // Above the minimum the share rules: floor(25 × 10 %) = 2.
+    assert!(may_eject(25, 1, 10));
+    assert!(!may_eject(25, 2, 10));
 }
 
 #[test]
