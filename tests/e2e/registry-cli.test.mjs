@@ -115,3 +115,18 @@ test("registry errors print as `error: <code>: <message>` with exit 1", () => {
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /^error: not_found: /m);
 });
+
+test("against a registry with a token, the CLI sends WORKMESH_REGISTRY_TOKEN", async (t) => {
+  const guarded = await startMesh({ persistTo: false, ephemeralPorts: true, vars: { registry: { WORKMESH_REGISTRY_TOKEN: "cli-secret" } } });
+  t.after(() => guarded.dispose());
+  const refused = workmesh("services", "--url", guarded.urls.registry);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /unauthenticated/);
+  process.env.WORKMESH_REGISTRY_TOKEN = "cli-secret";
+  try {
+    const listed = workmesh("services", "--url", guarded.urls.registry);
+    assert.equal(listed.code, 0, listed.stderr);
+  } finally {
+    delete process.env.WORKMESH_REGISTRY_TOKEN;
+  }
+});

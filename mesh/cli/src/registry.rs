@@ -22,6 +22,9 @@ use crate::project::Project;
 
 const REGISTRY_SERVICE: &str = "workmesh.v1.Registry";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The registry's bearer token, for a registry with `WORKMESH_REGISTRY_TOKEN`
+/// set (read from the environment so it stays out of shell history).
+const TOKEN_ENV: &str = "WORKMESH_REGISTRY_TOKEN";
 
 /// `services [--service S]`: every instance the registry knows, as a table.
 pub fn services(project: &Project, service: Option<String>, url: Option<String>) -> Result<()> {
@@ -88,8 +91,25 @@ fn client(
         None => project.local_url(REGISTRY_SERVICE)?,
     };
     let base_url = base_url.trim_end_matches('/').to_string();
-    let client = RegistryClient::new(HttpTransport::new(base_url.clone()));
-    Ok((client, base_url))
+    let transport = match std::env::var(TOKEN_ENV) {
+        Ok(token) if !token.is_empty() => {
+            HttpTransport::with_client(bearer_client(&token)?, base_url.clone())
+        }
+        _ => HttpTransport::new(base_url.clone()),
+    };
+    Ok((RegistryClient::new(transport), base_url))
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every call.
+fn bearer_client(token: &str) -> Result<reqwest::Client> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| anyhow!("{TOKEN_ENV} holds characters a header cannot carry"))?;
+    value.set_sensitive(true);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, value);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
 }
 
 /// Runs one call on a current-thread runtime, with an overall deadline.
