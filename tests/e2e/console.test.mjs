@@ -289,6 +289,17 @@ test("trace search filters by service, method, status, duration and time", async
       error: t.error,
     }),
   );
+  // A trace from 90 minutes ago: outside the default window (the last hour).
+  const earlier = { id: hex(16), method: `Earlier${tag}` };
+  spans.push(
+    jsonSpan({
+      traceId: earlier.id,
+      spanId: hex(8),
+      name: `${service}/${earlier.method}`,
+      startNs: base - 90n * 60_000_000_000n,
+      attrs: { "rpc.method": earlier.method },
+    }),
+  );
   assert.equal((await post("/v1/traces", exportBody(service, spans))).status, 200);
   const ids = async (query) =>
     new Set((await getJson(`/api/traces?service=${service}&limit=500&${query}`)).traces.map((t) => t.traceId));
@@ -301,6 +312,14 @@ test("trace search filters by service, method, status, duration and time", async
   assert.deepEqual(await ids("status=not_found"), new Set([traces.notFound.id]));
   assert.deepEqual(await ids("min_duration_ms=50"), new Set([traces.slowOk.id]));
   assert.deepEqual(await ids("since=5m"), new Set(Object.values(traces).map((t) => t.id)));
+  assert.deepEqual(await ids(`method=Earlier${tag}`), new Set(), "no range is the last hour");
+  assert.deepEqual(await ids(`method=Earlier${tag}&since=2h`), new Set([earlier.id]));
+  const earlierMs = Number((base - 90n * 60_000_000_000n) / 1_000_000n);
+  assert.deepEqual(await ids(`from=${earlierMs - 10}&to=${earlierMs + 10}`), new Set([earlier.id]));
+  const list = await (await fetch(new URL(`/?service=${service}`, mesh.urls.console))).text();
+  assert.match(list, /<option value="1h" selected>last hour<\/option>/, "the form shows the default window");
+  assert.doesNotMatch(list, new RegExp(earlier.id));
+  assert.doesNotMatch(list, /any time/);
   const fromMs = Number(base / 1_000_000n) + 1;
   assert.deepEqual(await ids(`from=${fromMs}`), new Set());
   assert.deepEqual(await ids(`from=${fromMs - 10}&to=${fromMs + 10}`).then((s) => s.size), 4);

@@ -14,8 +14,8 @@
 //! Dashboard (server-rendered HTML, no scripts) and its JSON twins:
 //! - `GET /` and `GET /api/traces`: recent traces, filtered by `service`,
 //!   `method`, `status` (`ok`, `error` or a Connect code), `min_duration_ms`,
-//!   `since` / `from` / `to` and `limit` (see [`query`]); a bad value is a
-//!   400 naming it.
+//!   `since` / `from` / `to` (the last hour when none is given) and `limit`
+//!   (see [`query`]); a bad value is a 400 naming it.
 //! - `GET /trace/<id>` (waterfall) and `GET /api/traces/<id>`.
 //! - `GET /map` and `GET /api/service-map?since=1h`: caller → callee edges
 //!   with call rate, error rate, p50 and p99 (see [`map`]).
@@ -51,15 +51,13 @@ use workmesh_worker::{mesh_transport, Router};
 
 use crate::metrics::MetricRow;
 use crate::otlp::{Encoding, SpanRow};
-use crate::query::{Param, TimeRange, TraceFilter};
+use crate::query::{Param, TimeRange, TraceFilter, DEFAULT_SINCE};
 use crate::view::{ListForm, TraceRow};
 
 /// The largest export body accepted.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Statements per D1 batch.
 const BATCH: usize = 100;
-/// The window of the map and metrics pages when none is chosen.
-const DEFAULT_SINCE: &str = "1h";
 /// The registry's service name and the console's binding to it.
 const REGISTRY_SERVICE: &str = "workmesh.v1.Registry";
 const REGISTRY_BINDING: &str = "REGISTRY";
@@ -341,13 +339,17 @@ fn list_form(req: &Request) -> worker::Result<ListForm> {
             _ => {}
         }
     }
+    if form.since.trim().is_empty() {
+        // What the list shows without a range (and what the form sends).
+        form.since = DEFAULT_SINCE.to_owned();
+    }
     Ok(form)
 }
 
 fn since_of(req: &Request) -> worker::Result<String> {
     Ok(query_pairs(req)?
         .into_iter()
-        .find(|(k, _)| k == "since")
+        .find(|(k, v)| k == "since" && !v.trim().is_empty())
         .map_or_else(|| DEFAULT_SINCE.to_owned(), |(_, v)| v))
 }
 
@@ -359,10 +361,7 @@ fn window(req: &Request) -> worker::Result<Result<(TimeRange, String), String>> 
     let range = query::time_range(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now);
     let since = since_of(req)?;
     Ok(range.map(|range| {
-        let range = range.unwrap_or_else(|| {
-            let ns = query::parse_duration_ns(DEFAULT_SINCE).unwrap_or(3_600_000_000_000);
-            TimeRange::last(ns, now)
-        });
+        let range = range.unwrap_or_else(|| TimeRange::default_window(now));
         (range, since)
     }))
 }
