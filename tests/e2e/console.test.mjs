@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import http from "node:http";
 import { startMesh, callJson } from "./helpers.mjs";
 
 let mesh;
@@ -150,6 +151,52 @@ test("bad OTLP bodies get 400 with a google.rpc.Status; other types 415", async 
   const form = await post("/v1/traces", "a=b", "application/x-www-form-urlencoded");
   assert.equal(form.status, 415);
   assert.match(JSON.parse(form.text).message, /application\/x-protobuf or application\/json/);
+});
+
+test("an export declaring more than 8 MiB gets 413 before its body is read", async () => {
+  // Only a few bytes of the declared 9 MiB are ever sent and the request
+  // is never finished: a Worker that read the body first would not answer.
+  const declared = 9 * 1024 * 1024;
+  const answer = (contentType) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(new URL("/v1/traces", mesh.urls.console), {
+        method: "POST",
+        headers: { "content-type": contentType, "content-length": String(declared) },
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new Error("no answer within 5 s: the body was waited for"));
+      }, 5000);
+      req.on("response", (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          clearTimeout(timer);
+          req.destroy();
+          resolve({ status: res.statusCode, type: res.headers["content-type"], body: Buffer.concat(chunks) });
+        });
+      });
+      req.on("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      req.write(contentType === "application/json" ? '{"resourceSpans":[' : Buffer.from([0x0a, 0x00]));
+    });
+  const json = await answer("application/json");
+  assert.equal(json.status, 413);
+  assert.match(json.type, /application\/json/);
+  const status = JSON.parse(json.body.toString());
+  assert.equal(status.code, 3, "a google.rpc.Status");
+  assert.match(status.message, /larger than 8388608 bytes/);
+  const proto = await answer("application/x-protobuf");
+  assert.equal(proto.status, 413);
+  assert.match(proto.type, /application\/x-protobuf/);
+  assert.ok(proto.body.length > 0, "a protobuf google.rpc.Status");
+  assert.match(proto.body.toString("latin1"), /larger than 8388608 bytes/);
+
+  // A small export still goes through.
+  const small = await post("/v1/traces", exportBody("e2e.Size", []));
+  assert.equal(small.status, 200);
 });
 
 /** OTLP/JSON RED metrics as workmesh exports them (cumulative). */

@@ -9,7 +9,8 @@
 //!   [`metrics`]).
 //!
 //! Bad bodies get 400 with a `google.rpc.Status` in the request's encoding;
-//! other content types 415.
+//! other content types 415; bodies over 8 MiB 413 (with a `Status` too),
+//! refused on their `Content-Length` before they are read.
 //!
 //! Dashboard (server-rendered HTML, no scripts) and its JSON twins:
 //! - `GET /` and `GET /api/traces`: recent traces, filtered by `service`,
@@ -403,16 +404,39 @@ async fn export_body(req: &mut Request) -> worker::Result<Result<(Encoding, Vec<
         )
         .map(Err);
     };
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return otlp_error(
+    let too_large = || {
+        otlp_error(
             Some(encoding),
             413,
             &format!("export larger than {MAX_BODY_BYTES} bytes"),
         )
-        .map(Err);
+        .map(Err)
+    };
+    // A declared length over the limit is refused before any of the body
+    // is read; a chunked body (no length) is checked once read.
+    let declared = req.headers().get("content-length")?;
+    if declared.as_deref().is_some_and(declared_too_large) {
+        return too_large();
+    }
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY_BYTES {
+        return too_large();
     }
     Ok(Ok((encoding, body)))
+}
+
+/// Whether a `Content-Length` declares more than [`MAX_BODY_BYTES`]. One
+/// that is not a number is left to the runtime (and the check after
+/// reading).
+fn declared_too_large(content_length: &str) -> bool {
+    let digits = content_length.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    // All digits, so a failed parse is a length beyond u64.
+    digits
+        .parse::<u64>()
+        .map_or(true, |n| n > MAX_BODY_BYTES as u64)
 }
 
 fn export_ok(encoding: Encoding, body: Vec<u8>) -> worker::Result<Response> {
@@ -608,4 +632,22 @@ async fn registry_instances(env: &Env) -> Result<Vec<Instance>, String> {
         .await
         .map(|response| response.into_inner().instances)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_lengths_over_the_limit_are_too_large() {
+        assert!(!declared_too_large("0"));
+        assert!(!declared_too_large(&MAX_BODY_BYTES.to_string()));
+        assert!(declared_too_large(&(MAX_BODY_BYTES + 1).to_string()));
+        assert!(declared_too_large(" 99999999999999999999 "));
+        assert!(declared_too_large("18446744073709551615"));
+        // Not a number: left to the check after reading.
+        assert!(!declared_too_large("lots"));
+        assert!(!declared_too_large("-1"));
+        assert!(!declared_too_large(""));
+    }
 }
