@@ -106,6 +106,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         token.as_deref(),
         req.headers().get("authorization")?.as_deref(),
         req.headers().get("cookie")?.as_deref(),
+        now_ms() / 1000,
     );
     if !allowed {
         return unauthorized(&req, &path);
@@ -304,7 +305,10 @@ async fn login(mut req: Request, token: Option<&str>) -> worker::Result<Response
         );
     }
     let secure = req.url()?.scheme() == "https";
-    see_other("/", Some(auth::session_cookie(token, secure)))
+    see_other(
+        "/",
+        Some(auth::session_cookie(token, now_ms() / 1000, secure)),
+    )
 }
 
 /// A trace id from a URL: 32 hex digits, lowercased.
