@@ -85,6 +85,20 @@ test("the sign-in form sets an HttpOnly, SameSite=Strict cookie that opens the p
   const page = await fetch(url("/"), { headers: { cookie: cookie.split(";")[0] } });
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<h1>Traces<\/h1>/);
+
+  // The cookie is `<expiry>.<hmac>`, not the token: a 12 h session that a
+  // forged expiry or the token itself (raw or hex) cannot stand in for.
+  const value = cookie.split(";")[0].split("=")[1];
+  const [expiry, mac] = value.split(".");
+  assert.match(mac, /^[0-9a-f]{64}$/);
+  const hours = (Number(expiry) - Date.now() / 1000) / 3600;
+  assert.ok(hours > 11.9 && hours <= 12, `expires in ${hours} h`);
+  assert.ok(!value.includes(TOKEN) && !value.includes(Buffer.from(TOKEN).toString("hex")));
+  for (const forged of [`${Number(expiry) + 3600}.${mac}`, TOKEN, Buffer.from(TOKEN).toString("hex")]) {
+    const res = await fetch(url("/api/traces"), { headers: { cookie: `workmesh_console=${forged}` } });
+    assert.equal(res.status, 401, forged);
+    await res.arrayBuffer();
+  }
 });
 
 test("an unreachable registry is reported on the page; the page still renders", async () => {

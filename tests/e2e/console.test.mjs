@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import http from "node:http";
 import { startMesh, callJson } from "./helpers.mjs";
 
 let mesh;
@@ -152,6 +153,52 @@ test("bad OTLP bodies get 400 with a google.rpc.Status; other types 415", async 
   assert.match(JSON.parse(form.text).message, /application\/x-protobuf or application\/json/);
 });
 
+test("an export declaring more than 8 MiB gets 413 before its body is read", async () => {
+  // Only a few bytes of the declared 9 MiB are ever sent and the request
+  // is never finished: a Worker that read the body first would not answer.
+  const declared = 9 * 1024 * 1024;
+  const answer = (contentType) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(new URL("/v1/traces", mesh.urls.console), {
+        method: "POST",
+        headers: { "content-type": contentType, "content-length": String(declared) },
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new Error("no answer within 5 s: the body was waited for"));
+      }, 5000);
+      req.on("response", (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          clearTimeout(timer);
+          req.destroy();
+          resolve({ status: res.statusCode, type: res.headers["content-type"], body: Buffer.concat(chunks) });
+        });
+      });
+      req.on("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      req.write(contentType === "application/json" ? '{"resourceSpans":[' : Buffer.from([0x0a, 0x00]));
+    });
+  const json = await answer("application/json");
+  assert.equal(json.status, 413);
+  assert.match(json.type, /application\/json/);
+  const status = JSON.parse(json.body.toString());
+  assert.equal(status.code, 3, "a google.rpc.Status");
+  assert.match(status.message, /larger than 8388608 bytes/);
+  const proto = await answer("application/x-protobuf");
+  assert.equal(proto.status, 413);
+  assert.match(proto.type, /application\/x-protobuf/);
+  assert.ok(proto.body.length > 0, "a protobuf google.rpc.Status");
+  assert.match(proto.body.toString("latin1"), /larger than 8388608 bytes/);
+
+  // A small export still goes through.
+  const small = await post("/v1/traces", exportBody("e2e.Size", []));
+  assert.equal(small.status, 200);
+});
+
 /** OTLP/JSON RED metrics as workmesh exports them (cumulative). */
 function redExport({ service, method, startNs, timeNs, requests, errors = 0, buckets }) {
   const attrs = (code) => [
@@ -289,6 +336,17 @@ test("trace search filters by service, method, status, duration and time", async
       error: t.error,
     }),
   );
+  // A trace from 90 minutes ago: outside the default window (the last hour).
+  const earlier = { id: hex(16), method: `Earlier${tag}` };
+  spans.push(
+    jsonSpan({
+      traceId: earlier.id,
+      spanId: hex(8),
+      name: `${service}/${earlier.method}`,
+      startNs: base - 90n * 60_000_000_000n,
+      attrs: { "rpc.method": earlier.method },
+    }),
+  );
   assert.equal((await post("/v1/traces", exportBody(service, spans))).status, 200);
   const ids = async (query) =>
     new Set((await getJson(`/api/traces?service=${service}&limit=500&${query}`)).traces.map((t) => t.traceId));
@@ -301,6 +359,14 @@ test("trace search filters by service, method, status, duration and time", async
   assert.deepEqual(await ids("status=not_found"), new Set([traces.notFound.id]));
   assert.deepEqual(await ids("min_duration_ms=50"), new Set([traces.slowOk.id]));
   assert.deepEqual(await ids("since=5m"), new Set(Object.values(traces).map((t) => t.id)));
+  assert.deepEqual(await ids(`method=Earlier${tag}`), new Set(), "no range is the last hour");
+  assert.deepEqual(await ids(`method=Earlier${tag}&since=2h`), new Set([earlier.id]));
+  const earlierMs = Number((base - 90n * 60_000_000_000n) / 1_000_000n);
+  assert.deepEqual(await ids(`from=${earlierMs - 10}&to=${earlierMs + 10}`), new Set([earlier.id]));
+  const list = await (await fetch(new URL(`/?service=${service}`, mesh.urls.console))).text();
+  assert.match(list, /<option value="1h" selected>last hour<\/option>/, "the form shows the default window");
+  assert.doesNotMatch(list, new RegExp(earlier.id));
+  assert.doesNotMatch(list, /any time/);
   const fromMs = Number(base / 1_000_000n) + 1;
   assert.deepEqual(await ids(`from=${fromMs}`), new Set());
   assert.deepEqual(await ids(`from=${fromMs - 10}&to=${fromMs + 10}`).then((s) => s.size), 4);

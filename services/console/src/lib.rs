@@ -9,13 +9,14 @@
 //!   [`metrics`]).
 //!
 //! Bad bodies get 400 with a `google.rpc.Status` in the request's encoding;
-//! other content types 415.
+//! other content types 415; bodies over 8 MiB 413 (with a `Status` too),
+//! refused on their `Content-Length` before they are read.
 //!
 //! Dashboard (server-rendered HTML, no scripts) and its JSON twins:
 //! - `GET /` and `GET /api/traces`: recent traces, filtered by `service`,
 //!   `method`, `status` (`ok`, `error` or a Connect code), `min_duration_ms`,
-//!   `since` / `from` / `to` and `limit` (see [`query`]); a bad value is a
-//!   400 naming it.
+//!   `since` / `from` / `to` (the last hour when none is given) and `limit`
+//!   (see [`query`]); a bad value is a 400 naming it.
 //! - `GET /trace/<id>` (waterfall) and `GET /api/traces/<id>`.
 //! - `GET /map` and `GET /api/service-map?since=1h`: caller → callee edges
 //!   with call rate, error rate, p50 and p99 (see [`map`]).
@@ -51,15 +52,13 @@ use workmesh_worker::{mesh_transport, Router};
 
 use crate::metrics::MetricRow;
 use crate::otlp::{Encoding, SpanRow};
-use crate::query::{Param, TimeRange, TraceFilter};
+use crate::query::{Param, TimeRange, TraceFilter, DEFAULT_SINCE};
 use crate::view::{ListForm, TraceRow};
 
 /// The largest export body accepted.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Statements per D1 batch.
 const BATCH: usize = 100;
-/// The window of the map and metrics pages when none is chosen.
-const DEFAULT_SINCE: &str = "1h";
 /// The registry's service name and the console's binding to it.
 const REGISTRY_SERVICE: &str = "workmesh.v1.Registry";
 const REGISTRY_BINDING: &str = "REGISTRY";
@@ -107,6 +106,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         token.as_deref(),
         req.headers().get("authorization")?.as_deref(),
         req.headers().get("cookie")?.as_deref(),
+        now_ms() / 1000,
     );
     if !allowed {
         return unauthorized(&req, &path);
@@ -305,7 +305,10 @@ async fn login(mut req: Request, token: Option<&str>) -> worker::Result<Response
         );
     }
     let secure = req.url()?.scheme() == "https";
-    see_other("/", Some(auth::session_cookie(token, secure)))
+    see_other(
+        "/",
+        Some(auth::session_cookie(token, now_ms() / 1000, secure)),
+    )
 }
 
 /// A trace id from a URL: 32 hex digits, lowercased.
@@ -341,13 +344,17 @@ fn list_form(req: &Request) -> worker::Result<ListForm> {
             _ => {}
         }
     }
+    if form.since.trim().is_empty() {
+        // What the list shows without a range (and what the form sends).
+        form.since = DEFAULT_SINCE.to_owned();
+    }
     Ok(form)
 }
 
 fn since_of(req: &Request) -> worker::Result<String> {
     Ok(query_pairs(req)?
         .into_iter()
-        .find(|(k, _)| k == "since")
+        .find(|(k, v)| k == "since" && !v.trim().is_empty())
         .map_or_else(|| DEFAULT_SINCE.to_owned(), |(_, v)| v))
 }
 
@@ -359,10 +366,7 @@ fn window(req: &Request) -> worker::Result<Result<(TimeRange, String), String>> 
     let range = query::time_range(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now);
     let since = since_of(req)?;
     Ok(range.map(|range| {
-        let range = range.unwrap_or_else(|| {
-            let ns = query::parse_duration_ns(DEFAULT_SINCE).unwrap_or(3_600_000_000_000);
-            TimeRange::last(ns, now)
-        });
+        let range = range.unwrap_or_else(|| TimeRange::default_window(now));
         (range, since)
     }))
 }
@@ -404,16 +408,39 @@ async fn export_body(req: &mut Request) -> worker::Result<Result<(Encoding, Vec<
         )
         .map(Err);
     };
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return otlp_error(
+    let too_large = || {
+        otlp_error(
             Some(encoding),
             413,
             &format!("export larger than {MAX_BODY_BYTES} bytes"),
         )
-        .map(Err);
+        .map(Err)
+    };
+    // A declared length over the limit is refused before any of the body
+    // is read; a chunked body (no length) is checked once read.
+    let declared = req.headers().get("content-length")?;
+    if declared.as_deref().is_some_and(declared_too_large) {
+        return too_large();
+    }
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY_BYTES {
+        return too_large();
     }
     Ok(Ok((encoding, body)))
+}
+
+/// Whether a `Content-Length` declares more than [`MAX_BODY_BYTES`]. One
+/// that is not a number is left to the runtime (and the check after
+/// reading).
+fn declared_too_large(content_length: &str) -> bool {
+    let digits = content_length.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    // All digits, so a failed parse is a length beyond u64.
+    digits
+        .parse::<u64>()
+        .map_or(true, |n| n > MAX_BODY_BYTES as u64)
 }
 
 fn export_ok(encoding: Encoding, body: Vec<u8>) -> worker::Result<Response> {
@@ -609,4 +636,22 @@ async fn registry_instances(env: &Env) -> Result<Vec<Instance>, String> {
         .await
         .map(|response| response.into_inner().instances)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_lengths_over_the_limit_are_too_large() {
+        assert!(!declared_too_large("0"));
+        assert!(!declared_too_large(&MAX_BODY_BYTES.to_string()));
+        assert!(declared_too_large(&(MAX_BODY_BYTES + 1).to_string()));
+        assert!(declared_too_large(" 99999999999999999999 "));
+        assert!(declared_too_large("18446744073709551615"));
+        // Not a number: left to the check after reading.
+        assert!(!declared_too_large("lots"));
+        assert!(!declared_too_large("-1"));
+        assert!(!declared_too_large(""));
+    }
 }

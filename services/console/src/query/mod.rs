@@ -4,13 +4,19 @@
 //!
 //! Time ranges: `since=<n><unit>` (`s`, `m`, `h`, `d`; e.g. `15m`) counts
 //! back from now; `from` and `to` are Unix milliseconds. `since` and `from`
-//! are exclusive of each other.
+//! are exclusive of each other. The trace list without any of them shows
+//! the last hour ([`DEFAULT_SINCE`]): its query then never scans the whole
+//! retention window.
 
 use workmesh::Code;
 
 /// Traces listed when the caller asks for none, and the most at once.
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
+/// The window of the trace list, map and metrics pages when the query
+/// names none (no `since`, `from` or `to`).
+pub const DEFAULT_SINCE: &str = "1h";
+const DEFAULT_SINCE_NS: u64 = 3_600_000_000_000;
 
 /// A closed range of Unix nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +32,11 @@ impl TimeRange {
             from_ns: now_ns.saturating_sub(ns),
             to_ns: now_ns,
         }
+    }
+
+    /// The default window ([`DEFAULT_SINCE`]) ending at `now_ns`.
+    pub fn default_window(now_ns: u64) -> TimeRange {
+        TimeRange::last(DEFAULT_SINCE_NS, now_ns)
     }
 
     pub fn seconds(&self) -> f64 {
@@ -68,23 +79,27 @@ pub struct TraceFilter {
     pub status: StatusFilter,
     /// The trace took at least this long (first start to last end).
     pub min_duration_ms: Option<f64>,
-    /// The trace started within this range.
-    pub range: Option<TimeRange>,
+    /// The trace started within this range: the query's, or the last
+    /// hour before now.
+    pub range: TimeRange,
     pub limit: u32,
-    /// The `since` the range came from, to show it again in the form.
+    /// The `since` the range came from, to show it again in the form
+    /// ([`DEFAULT_SINCE`] when the query named no range; empty for
+    /// `from` / `to`).
     pub since: String,
 }
 
-impl Default for TraceFilter {
-    fn default() -> Self {
+impl TraceFilter {
+    /// No filter but the default window ending at `now_ns`.
+    pub fn recent(now_ns: u64) -> TraceFilter {
         TraceFilter {
             service: String::new(),
             method: String::new(),
             status: StatusFilter::Any,
             min_duration_ms: None,
-            range: None,
+            range: TimeRange::default_window(now_ns),
             limit: DEFAULT_LIMIT,
-            since: String::new(),
+            since: DEFAULT_SINCE.to_owned(),
         }
     }
 }
@@ -165,10 +180,11 @@ pub fn trace_filter<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
     now_ns: u64,
 ) -> Result<TraceFilter, String> {
-    let mut filter = TraceFilter {
-        range: time_range(pairs.clone(), now_ns)?,
-        ..TraceFilter::default()
-    };
+    let mut filter = TraceFilter::recent(now_ns);
+    if let Some(range) = time_range(pairs.clone(), now_ns)? {
+        filter.range = range;
+        filter.since = String::new();
+    }
     for (key, value) in pairs {
         let value = value.trim();
         if value.is_empty() {
@@ -239,20 +255,23 @@ pub const FAILED_SQL: &str =
 
 /// The list query for a filter: one row per trace (see `view::TraceRow`),
 /// newest first, and its parameters in order (`?1`, `?2`, …).
+///
+/// Its cost is bounded by the time range, not by the table: the inner
+/// query groups only the spans of traces with a span starting in the range
+/// (found through `spans_by_start`), sorts and limits them; the root span
+/// of each of those at most `limit` traces is then picked by the outer
+/// query (the first span without a parent in the trace, by start).
 pub fn list_sql(filter: &TraceFilter) -> (String, Vec<Param>) {
     let mut params = Vec::new();
     let mut next = |param: Param| {
         params.push(param);
         format!("?{}", params.len())
     };
-    let mut conditions = Vec::new();
-    if let Some(range) = filter.range {
-        let from = next(Param::Text(crate::otlp::pad_ns(range.from_ns)));
-        let to = next(Param::Text(crate::otlp::pad_ns(range.to_ns)));
-        conditions.push(format!(
-            "s.trace_id IN (SELECT trace_id FROM spans WHERE start_ns >= {from} AND start_ns <= {to})"
-        ));
-    }
+    let from = next(Param::Text(crate::otlp::pad_ns(filter.range.from_ns)));
+    let to = next(Param::Text(crate::otlp::pad_ns(filter.range.to_ns)));
+    let mut conditions = vec![format!(
+        "s.trace_id IN (SELECT trace_id FROM spans WHERE start_ns >= {from} AND start_ns <= {to})"
+    )];
     if !filter.service.is_empty() {
         let p = next(Param::Text(filter.service.clone()));
         conditions.push(format!(
@@ -275,14 +294,10 @@ pub fn list_sql(filter: &TraceFilter) -> (String, Vec<Param>) {
             ));
         }
     }
-    let mut having = Vec::new();
-    if let Some(range) = filter.range {
-        let from = next(Param::Text(crate::otlp::pad_ns(range.from_ns)));
-        let to = next(Param::Text(crate::otlp::pad_ns(range.to_ns)));
-        having.push(format!(
-            "MIN(s.start_ns) >= {from} AND MIN(s.start_ns) <= {to}"
-        ));
-    }
+    // The trace's first span, not just any of its spans, is in the range.
+    let mut having = vec![format!(
+        "MIN(s.start_ns) >= {from} AND MIN(s.start_ns) <= {to}"
+    )];
     match filter.status {
         StatusFilter::Ok => having.push("MAX(s.failed) = 0".to_owned()),
         StatusFilter::Error => having.push("MAX(s.failed) = 1".to_owned()),
@@ -295,23 +310,24 @@ pub fn list_sql(filter: &TraceFilter) -> (String, Vec<Param>) {
         ));
     }
     let limit = next(Param::Num(f64::from(filter.limit)));
-    let root = |column: &str| {
-        format!(
-            "(SELECT r.{column} FROM spans r WHERE r.trace_id = s.trace_id ORDER BY \
-             (r.parent_span_id IS NULL OR r.parent_span_id NOT IN \
-             (SELECT p.span_id FROM spans p WHERE p.trace_id = r.trace_id)) DESC, r.start_ns LIMIT 1)"
-        )
-    };
+    // The LEFT JOIN keeps the limited set as the outer loop (and, with its
+    // LIMIT, keeps SQLite from flattening it into the join).
     let sql = format!(
-        "SELECT s.trace_id AS trace_id, MIN(s.start_ns) AS start_ns, MAX(s.end_ns) AS end_ns, \
-         COUNT(*) AS span_count, MAX(s.failed) AS error, {} AS root_name, {} AS root_service \
-         FROM (SELECT trace_id, start_ns, end_ns, {FAILED_SQL} AS failed FROM spans) s{}{} \
-         GROUP BY s.trace_id{}{} ORDER BY MIN(s.start_ns) DESC LIMIT {limit}",
-        root("name"),
-        root("service"),
-        if conditions.is_empty() { "" } else { " WHERE " },
+        "SELECT t.trace_id AS trace_id, t.start_ns AS start_ns, t.end_ns AS end_ns, \
+         t.span_count AS span_count, t.error AS error, \
+         r.name AS root_name, r.service AS root_service \
+         FROM (SELECT s.trace_id AS trace_id, MIN(s.start_ns) AS start_ns, \
+         MAX(s.end_ns) AS end_ns, COUNT(*) AS span_count, MAX(s.failed) AS error \
+         FROM (SELECT trace_id, start_ns, end_ns, {FAILED_SQL} AS failed FROM spans) s \
+         WHERE {} GROUP BY s.trace_id HAVING {} \
+         ORDER BY MIN(s.start_ns) DESC LIMIT {limit}) t \
+         LEFT JOIN spans r ON r.trace_id = t.trace_id AND r.span_id = \
+         (SELECT c.span_id FROM spans c WHERE c.trace_id = t.trace_id ORDER BY \
+         (c.parent_span_id IS NULL OR c.parent_span_id NOT IN \
+         (SELECT p.span_id FROM spans p WHERE p.trace_id = c.trace_id)) DESC, \
+         c.start_ns, c.span_id LIMIT 1) \
+         ORDER BY t.start_ns DESC, t.trace_id",
         conditions.join(" AND "),
-        if having.is_empty() { "" } else { " HAVING " },
         having.join(" AND "),
     );
     (sql, params)

@@ -48,10 +48,10 @@ fn a_full_filter_parses() {
     assert_eq!(filter.min_duration_ms, Some(2.5));
     assert_eq!(
         filter.range,
-        Some(TimeRange {
+        TimeRange {
             from_ns: NOW - 15 * MIN,
             to_ns: NOW
-        })
+        }
     );
     assert_eq!(filter.limit, 20);
     assert_eq!(filter.since, "15m");
@@ -67,7 +67,33 @@ fn empty_form_fields_are_absent() {
         ("limit", ""),
     ])
     .unwrap();
-    assert_eq!(filter, TraceFilter::default());
+    assert_eq!(filter, TraceFilter::recent(NOW));
+}
+
+#[test]
+fn no_range_means_the_last_hour() {
+    let filter = parse(&[("service", "svc")]).unwrap();
+    assert_eq!(
+        filter.range,
+        TimeRange {
+            from_ns: NOW - 60 * MIN,
+            to_ns: NOW
+        }
+    );
+    assert_eq!(filter.since, DEFAULT_SINCE, "the form shows the default");
+    assert_eq!(
+        TimeRange::default_window(NOW),
+        TimeRange::last(parse_duration_ns(DEFAULT_SINCE).unwrap(), NOW)
+    );
+    // A range given any way replaces the default.
+    assert_eq!(
+        parse(&[("since", "5m")]).unwrap().range.from_ns,
+        NOW - 5 * MIN
+    );
+    let from = parse(&[("from", "1000")]).unwrap();
+    assert_eq!(from.range.from_ns, 1_000_000_000);
+    assert_eq!(from.since, "", "from/to is no since");
+    assert_eq!(parse(&[("to", "1000")]).unwrap().range.from_ns, 0);
 }
 
 #[test]
@@ -109,12 +135,12 @@ fn from_and_to_are_milliseconds() {
     let filter = parse(&[("from", "1000"), ("to", "3000")]).unwrap();
     assert_eq!(
         filter.range,
-        Some(TimeRange {
+        TimeRange {
             from_ns: 1_000_000_000,
             to_ns: 3_000_000_000
-        })
+        }
     );
-    let open = parse(&[("from", "1000")]).unwrap().range.unwrap();
+    let open = parse(&[("from", "1000")]).unwrap().range;
     assert_eq!(open.to_ns, NOW);
     assert_eq!(open.seconds(), (NOW - 1_000_000_000) as f64 / 1e9);
 }
@@ -136,10 +162,21 @@ fn list_sql_binds_one_param_per_placeholder() {
         found.dedup();
         found
     };
-    let (sql, params) = list_sql(&TraceFilter::default());
-    assert_eq!(params, [Param::Num(50.0)]);
-    assert_eq!(placeholders(&sql), [1]);
-    assert!(!sql.contains("WHERE s."), "no filter, no condition: {sql}");
+    let (sql, params) = list_sql(&TraceFilter::recent(NOW));
+    assert_eq!(
+        params,
+        [
+            Param::Text(crate::otlp::pad_ns(NOW - 60 * MIN)),
+            Param::Text(crate::otlp::pad_ns(NOW)),
+            Param::Num(50.0)
+        ],
+        "no filter is still the last hour"
+    );
+    assert_eq!(placeholders(&sql), [1, 2, 3]);
+    assert!(
+        sql.contains("WHERE start_ns >= ?1 AND start_ns <= ?2"),
+        "{sql}"
+    );
 
     let filter = parse(&[
         ("service", "svc"),
@@ -157,7 +194,7 @@ fn list_sql_binds_one_param_per_placeholder() {
     assert!(params.contains(&Param::Text(crate::otlp::pad_ns(NOW - 60 * MIN))));
 
     let (ok_sql, _) = list_sql(&parse(&[("status", "ok")]).unwrap());
-    assert!(ok_sql.contains("HAVING MAX(s.failed) = 0"));
+    assert!(ok_sql.contains("AND MAX(s.failed) = 0"));
     let (error_sql, _) = list_sql(&parse(&[("status", "error")]).unwrap());
-    assert!(error_sql.contains("HAVING MAX(s.failed) = 1"));
+    assert!(error_sql.contains("AND MAX(s.failed) = 1"));
 }

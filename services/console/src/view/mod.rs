@@ -163,9 +163,9 @@ pub fn message(text: &str) -> String {
     format!("<p class=\"msg\" role=\"alert\">{}</p>", escape(text))
 }
 
-/// The `since` choices of the forms.
-const SINCE: [(&str, &str); 7] = [
-    ("", "any time"),
+/// The `since` choices of the forms (no "any time": an unbounded list or
+/// map would scan the whole retention window).
+const SINCE: [(&str, &str); 6] = [
     ("5m", "last 5 min"),
     ("15m", "last 15 min"),
     ("1h", "last hour"),
@@ -174,13 +174,10 @@ const SINCE: [(&str, &str); 7] = [
     ("7d", "last 7 days"),
 ];
 
-fn since_select(current: &str, allow_any: bool) -> String {
+fn since_select(current: &str) -> String {
     let mut out = String::from("<label>time<select name=\"since\">");
     let mut known = false;
     for (value, label) in SINCE {
-        if value.is_empty() && !allow_any {
-            continue;
-        }
         let selected = if value == current {
             known = true;
             " selected"
@@ -245,7 +242,7 @@ fn list_form(form: &ListForm) -> String {
         escape(&form.service),
         escape(&form.method),
         escape(&form.min_duration_ms),
-        since_select(&form.since, true),
+        since_select(&form.since),
     )
 }
 
@@ -289,7 +286,7 @@ pub fn list_page(traces: &[TraceRow], form: &ListForm, error: Option<&str>) -> S
 pub fn map_page(edges: &[crate::map::Edge], since: &str, error: Option<&str>) -> String {
     let mut body = format!(
         "<h1>Service map</h1><form class=\"f\" method=\"get\" action=\"/map\">{}<button>show</button></form>",
-        since_select(since, false)
+        since_select(since)
     );
     if let Some(error) = error {
         body.push_str(&message(error));
@@ -344,7 +341,7 @@ pub fn metrics_page(
 ) -> String {
     let mut body = format!(
         "<h1>Metrics</h1><form class=\"f\" method=\"get\" action=\"/metrics\">{}<button>show</button></form>",
-        since_select(since, false)
+        since_select(since)
     );
     if let Some(error) = error {
         body.push_str(&message(error));

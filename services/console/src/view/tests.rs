@@ -165,3 +165,32 @@ fn metrics_page_lists_errors_by_code() {
         "{html}"
     );
 }
+
+#[test]
+fn the_list_form_shows_its_window_and_offers_no_unbounded_one() {
+    let form = ListForm {
+        since: crate::query::DEFAULT_SINCE.to_owned(),
+        ..ListForm::default()
+    };
+    let html = list_page(&[], &form, None);
+    assert!(
+        html.contains("<option value=\"1h\" selected>last hour</option>"),
+        "{html}"
+    );
+    let since = html
+        .split_once("name=\"since\"")
+        .and_then(|(_, rest)| rest.split_once("</select>"))
+        .map_or("", |(select, _)| select);
+    assert!(since.contains("last 7 days"), "{html}");
+    assert!(!since.contains("any time"), "{since}");
+    assert!(!since.contains("value=\"\""), "{since}");
+    let custom = list_page(
+        &[],
+        &ListForm {
+            since: "90m".to_owned(),
+            ..ListForm::default()
+        },
+        None,
+    );
+    assert!(custom.contains("<option value=\"90m\" selected>last 90m</option>"));
+}

@@ -3,17 +3,30 @@
 //! When the `WORKMESH_CONSOLE_TOKEN` var (or secret) is set, every route but
 //! the mesh's own (`/workmesh.v1.*`: health) and the login form needs the
 //! token: as `Authorization: Bearer <token>` (OTLP exporters, scripts, the
-//! API) or, for a browser, in the session cookie the login form sets
-//! (`HttpOnly`, `SameSite=Strict`, `Secure` over HTTPS; its value is the
-//! token in hex). Unset (locally) the console is open.
+//! API) or, for a browser, the session cookie the login form sets
+//! (`HttpOnly`, `SameSite=Strict`, `Secure` over HTTPS). Unset (locally)
+//! the console is open.
 //!
-//! Tokens are compared in constant time, so response timing tells nothing
-//! about how much of a guess was right.
+//! The cookie is not the token: it is `<expiry>.<mac>`, the expiry in Unix
+//! seconds ([`SESSION_SECONDS`] after sign-in) and the mac
+//! HMAC-SHA256(key = token, `workmesh-console-session:<expiry>`) in hex. A
+//! leaked cookie therefore opens the console only until it expires, and
+//! changing the token ends every session at once.
+//!
+//! Tokens and macs are compared in constant time, so response timing tells
+//! nothing about how much of a guess was right.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// The var holding the token.
 pub const TOKEN_VAR: &str = "WORKMESH_CONSOLE_TOKEN";
 /// The session cookie's name.
 pub const COOKIE: &str = "workmesh_console";
+/// How long a sign-in lasts: 12 hours.
+pub const SESSION_SECONDS: u64 = 12 * 3600;
+/// What the session mac signs, before the expiry.
+const SESSION_CONTEXT: &str = "workmesh-console-session:";
 
 /// Equal bytes, in time that depends only on the lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -54,9 +67,54 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Whether a request may pass: no token configured, or the bearer token or
-/// the session cookie holds it.
-pub fn authorized(token: Option<&str>, authorization: Option<&str>, cookies: Option<&str>) -> bool {
+fn session_mac(token: &str, expiry: u64) -> Hmac<Sha256> {
+    // HMAC takes keys of any length: this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(SESSION_CONTEXT.as_bytes());
+    mac.update(expiry.to_string().as_bytes());
+    mac
+}
+
+/// A session cookie's value for `token`, valid until `expiry` (Unix
+/// seconds).
+pub fn session_value(token: &str, expiry: u64) -> String {
+    let mac = session_mac(token, expiry).finalize().into_bytes();
+    format!("{expiry}.{}", hex(&mac))
+}
+
+/// Whether a session cookie's value was made with `token` and has not
+/// expired at `now_s` (Unix seconds).
+pub fn valid_session(token: &str, value: &str, now_s: u64) -> bool {
+    let Some((expiry, mac)) = value.split_once('.') else {
+        return false;
+    };
+    let Some(expiry) = expiry
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| expiry.parse::<u64>().ok())
+        .flatten()
+    else {
+        return false;
+    };
+    let Some(mac) = unhex(mac) else {
+        return false;
+    };
+    // The mac is checked whatever the expiry (constant time, in the hmac
+    // crate), and the expiry after.
+    let genuine = session_mac(token, expiry).verify_slice(&mac).is_ok();
+    genuine & (now_s < expiry)
+}
+
+/// Whether a request may pass at `now_s` (Unix seconds): no token
+/// configured, or the bearer token holds it, or the session cookie was
+/// made with it and is unexpired.
+pub fn authorized(
+    token: Option<&str>,
+    authorization: Option<&str>,
+    cookies: Option<&str>,
+    now_s: u64,
+) -> bool {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return true;
     };
@@ -65,17 +123,17 @@ pub fn authorized(token: Option<&str>, authorization: Option<&str>, cookies: Opt
         .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()));
     let by_cookie = cookies
         .and_then(|c| cookie(c, COOKIE))
-        .and_then(unhex)
-        .is_some_and(|given| constant_time_eq(&given, token.as_bytes()));
+        .is_some_and(|value| valid_session(token, value, now_s));
     // Both are evaluated: which one matched must not show in the timing.
     by_header | by_cookie
 }
 
-/// The `Set-Cookie` value that signs a browser in.
-pub fn session_cookie(token: &str, secure: bool) -> String {
+/// The `Set-Cookie` value that signs a browser in at `now_s` (Unix
+/// seconds), for [`SESSION_SECONDS`].
+pub fn session_cookie(token: &str, now_s: u64, secure: bool) -> String {
     format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{}",
-        hex(token.as_bytes()),
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{}",
+        session_value(token, now_s.saturating_add(SESSION_SECONDS)),
         if secure { "; Secure" } else { "" }
     )
 }
@@ -119,65 +177,4 @@ fn percent_decode(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn no_token_means_open() {
-        assert!(authorized(None, None, None));
-        assert!(authorized(Some(""), None, None));
-    }
-
-    #[test]
-    fn bearer_header_or_cookie_must_match_exactly() {
-        let token = Some("s3cret");
-        assert!(!authorized(token, None, None));
-        assert!(authorized(token, Some("Bearer s3cret"), None));
-        assert!(authorized(token, Some("bearer  s3cret "), None));
-        assert!(!authorized(token, Some("Bearer s3cre"), None));
-        assert!(!authorized(token, Some("Bearer s3cret2"), None));
-        assert!(!authorized(token, Some("Basic s3cret"), None));
-        assert!(!authorized(token, Some("s3cret"), None));
-        let set = session_cookie("s3cret", false);
-        let value = set.split(';').next().unwrap();
-        assert!(authorized(token, None, Some(&format!("a=b; {value}"))));
-        assert!(!authorized(
-            token,
-            None,
-            Some("workmesh_console=73336372657")
-        ));
-        assert!(!authorized(token, None, Some("workmesh_console=zz")));
-        assert!(!authorized(token, None, Some("other=733363726574")));
-        // A bad header does not spoil a good cookie.
-        assert!(authorized(token, Some("Bearer nope"), Some(value)));
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_values() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
-    fn cookies_are_http_only_and_strict() {
-        let set = session_cookie("t", true);
-        assert!(set.starts_with("workmesh_console=74;"));
-        for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
-            assert!(set.contains(part), "{set}");
-        }
-        assert!(!session_cookie("t", false).contains("Secure"));
-        assert!(clear_cookie().contains("Max-Age=0"));
-    }
-
-    #[test]
-    fn form_tokens_are_percent_decoded() {
-        assert_eq!(form_token("token=a%2Bb+c%25").as_deref(), Some("a+b c%"));
-        assert_eq!(form_token("x=1&token=t").as_deref(), Some("t"));
-        assert_eq!(form_token("x=1"), None);
-        assert_eq!(form_token("token=%zz").as_deref(), Some("%zz"));
-    }
-}
+mod tests;
