@@ -7,7 +7,11 @@
 //!
 //! - **Resolve**: the first call to a target in a cold isolate resolves
 //!   inline, bounded by the resolve timeout (200 ms); concurrent first calls
-//!   share that one Resolve. After that, every Resolve (stale answer, failed
+//!   share that one Resolve, each waiting for it at most the resolve timeout
+//!   on its own timer (the Resolve's I/O belongs to the call that started
+//!   it: if that call is cancelled, the others route by the last known or
+//!   static endpoint instead of waiting for it, and a shared Resolve older
+//!   than the resolve timeout is forgotten). After that, every Resolve (stale answer, failed
 //!   registry) runs in `wait_until` after a response, at most one per target
 //!   at a time and at most one per TTL (5 s) after a failure. A warm isolate
 //!   never waits for the registry.
@@ -88,12 +92,41 @@ const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(2);
 /// version's instances, one breaker each.
 pub(crate) type Discovered = BalancedService<Recorded<EndpointTransport>, WorkerRuntime>;
 
+/// A cold isolate's first Resolve of a service, which concurrent first
+/// calls wait for (each under its own timer).
+struct InlineResolve {
+    started: Instant,
+    done: Shared<LocalBoxFuture<'static, ()>>,
+}
+
+/// Forgets the inline Resolve of `service` when the call that started it
+/// is done with it, or dropped (its client went away): later calls must not
+/// wait for a Resolve whose I/O workerd may have cancelled.
+struct InlineGuard<'a> {
+    service: &'a str,
+    done: Shared<LocalBoxFuture<'static, ()>>,
+}
+
+impl Drop for InlineGuard<'_> {
+    fn drop(&mut self) {
+        with_isolate(|i| {
+            if i
+                .inline
+                .get(self.service)
+                .is_some_and(|entry| entry.done.ptr_eq(&self.done))
+            {
+                i.inline.remove(self.service);
+            }
+        });
+    }
+}
+
 struct Isolate {
     cache: ResolutionCache,
     recorder: OutcomeRecorder,
     registration: SelfRegistration,
     targets: HashMap<String, Rc<Target>>,
-    inline: HashMap<String, Shared<LocalBoxFuture<'static, ()>>>,
+    inline: HashMap<String, InlineResolve>,
     report_in_flight: bool,
     report_failures: u64,
 }
@@ -170,20 +203,51 @@ pub(crate) async fn route(
     env: &worker::Env,
 ) -> Option<Discovered> {
     let service = target.service.as_str();
-    let plan = with_isolate(|i| i.cache.plan(service, WorkerRuntime.now()));
+    let now = WorkerRuntime.now();
+    let (plan, timeout) = with_isolate(|i| {
+        (
+            i.cache.plan(service, now),
+            i.cache.policy().resolve_timeout,
+        )
+    });
     let resolution = match plan.refresh {
         Refresh::Inline => {
-            let shared = resolve(registry.clone(), service.to_owned())
+            let done = resolve(registry.clone(), service.to_owned())
                 .boxed_local()
                 .shared();
-            with_isolate(|i| i.inline.insert(service.to_owned(), shared.clone()));
-            shared.await;
-            with_isolate(|i| i.inline.remove(service));
+            let entry = InlineResolve {
+                started: now,
+                done: done.clone(),
+            };
+            with_isolate(|i| i.inline.insert(service.to_owned(), entry));
+            let _guard = InlineGuard {
+                service,
+                done: done.clone(),
+            };
+            if !bounded(timeout, done.clone()).await {
+                // Not answered in time (the Resolve's own timer should have
+                // fired): let it finish after the response.
+                background::spawn(done);
+            }
             usable(service)
         }
         Refresh::InFlight => {
-            if let Some(shared) = with_isolate(|i| i.inline.get(service).cloned()) {
-                shared.await;
+            // Another call's inline Resolve: wait for it under this call's
+            // own timer, since its I/O and timer belong to that call and
+            // stop if that call is cancelled. An entry older than the
+            // resolve timeout is dead; forget it and route without waiting.
+            let pending = with_isolate(|i| match i.inline.get(service) {
+                Some(entry) if now.saturating_duration_since(entry.started) < timeout => {
+                    Some(entry.done.clone())
+                }
+                Some(_) => {
+                    i.inline.remove(service);
+                    None
+                }
+                None => None,
+            });
+            if let Some(done) = pending {
+                bounded(timeout, done).await;
             }
             usable(service)
         }
@@ -226,6 +290,16 @@ async fn resolve(registry: RegistryClient<BindingTransport>, service: String) {
             with_isolate(|i| i.cache.failed(&service, now));
         }
     }
+}
+
+/// Waits for `future` at most `wait` on this call's own timer; false when
+/// the timer won.
+async fn bounded(wait: Duration, future: impl std::future::Future<Output = ()>) -> bool {
+    let future = std::pin::pin!(future);
+    matches!(
+        select(future, WorkerRuntime.sleep(wait)).await,
+        Either::Left(_)
+    )
 }
 
 /// `future`, or `deadline_exceeded` after `timeout`.
