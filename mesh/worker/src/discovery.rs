@@ -43,9 +43,12 @@
 //! Every attempt sent to a discovered instance is counted for it: a success,
 //! or a failure when its Connect code blames the instance
 //! (`workmesh::discovery::blames_instance`). An attempt dropped before it
-//! answered counts as a failure: that is almost always a per-try timeout,
-//! though a caller abandoning sibling calls (`try_join_all` after one failed)
-//! is counted the same way.
+//! answered counts as a failure only when it ran for its whole budget (the
+//! `Connect-Timeout-Ms` it was sent with): its per-try timeout or the call's
+//! deadline cut it short. One dropped earlier was abandoned by its caller
+//! (`try_join_all` dropping sibling calls after one failed, a client going
+//! away) and is not counted at all
+//! (`workmesh::discovery::dropped_attempt_blames`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -56,9 +59,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::{select, Either, FutureExt, Shared};
 use workmesh::breaker::BreakerLayer;
+use workmesh::context::headers::CONNECT_TIMEOUT_MS;
 use workmesh::discovery::{
-    blames_instance, pick_version, proto_breaker_state, report_id, DiscoveryPolicy,
-    OutcomeRecorder, Refresh, RegistrationAction, Resolution, ResolutionCache, SelfRegistration,
+    blames_instance, dropped_attempt_blames, pick_version, proto_breaker_state, report_id,
+    DiscoveryPolicy, OutcomeRecorder, Refresh, RegistrationAction, Resolution, ResolutionCache,
+    SelfRegistration,
 };
 use workmesh::proto::v1::instance::Endpoint;
 use workmesh::proto::v1::registry_client::RegistryClient;
@@ -110,8 +115,7 @@ struct InlineGuard<'a> {
 impl Drop for InlineGuard<'_> {
     fn drop(&mut self) {
         with_isolate(|i| {
-            if i
-                .inline
+            if i.inline
                 .get(self.service)
                 .is_some_and(|entry| entry.done.ptr_eq(&self.done))
             {
@@ -204,12 +208,8 @@ pub(crate) async fn route(
 ) -> Option<Discovered> {
     let service = target.service.as_str();
     let now = WorkerRuntime.now();
-    let (plan, timeout) = with_isolate(|i| {
-        (
-            i.cache.plan(service, now),
-            i.cache.policy().resolve_timeout,
-        )
-    });
+    let (plan, timeout) =
+        with_isolate(|i| (i.cache.plan(service, now), i.cache.policy().resolve_timeout));
     let resolution = match plan.refresh {
         Refresh::Inline => {
             let done = resolve(registry.clone(), service.to_owned())
@@ -411,8 +411,8 @@ impl tower_service::Service<http::Request<Bytes>> for EndpointTransport {
 
 /// Counts every attempt sent to one instance in the isolate's outcome
 /// recorder: latency, and success or a failure that blames the instance.
-/// An attempt dropped before it answered (a per-try timeout, almost always)
-/// counts as a failure.
+/// An attempt dropped before it answered counts as a failure only if it ran
+/// for its whole budget (a timeout fired); otherwise it is not counted.
 #[derive(Clone)]
 pub(crate) struct Recorded<S> {
     instance: Rc<str>,
@@ -422,6 +422,8 @@ pub(crate) struct Recorded<S> {
 struct Attempt {
     instance: Rc<str>,
     start: Instant,
+    /// The `Connect-Timeout-Ms` the attempt was sent with.
+    budget: Option<Duration>,
     done: bool,
 }
 
@@ -436,7 +438,11 @@ impl Attempt {
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+            return;
+        }
+        let elapsed = WorkerRuntime.now().saturating_duration_since(self.start);
+        if dropped_attempt_blames(elapsed, self.budget) {
             self.finish(true);
         }
     }
@@ -460,9 +466,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+        // Written by the try-timeout layer above at send time.
+        let budget = request
+            .headers()
+            .get(CONNECT_TIMEOUT_MS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
         let mut attempt = Attempt {
             instance: self.instance.clone(),
             start: WorkerRuntime.now(),
+            budget,
             done: false,
         };
         let call = self.inner.call(request);
