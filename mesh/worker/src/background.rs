@@ -24,16 +24,20 @@ thread_local! {
     static QUEUE: RefCell<Vec<LocalBoxFuture<'static, ()>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Queues `task` to run after the current (or next) response.
-pub(crate) fn spawn(task: impl Future<Output = ()> + 'static) {
+/// Queues `task` to run after the current (or next) response; false when
+/// the queue is full and `task` was dropped (the caller must then undo any
+/// claim it made for it).
+#[must_use = "a dropped task's claims must be released"]
+pub(crate) fn spawn(task: impl Future<Output = ()> + 'static) -> bool {
     QUEUE.with(|queue| {
         let mut queue = queue.borrow_mut();
         if queue.len() >= MAX_QUEUED {
             worker::console_warn!("workmesh: background queue full, dropping a task");
-            return;
+            return false;
         }
         queue.push(Box::pin(task));
-    });
+        true
+    })
 }
 
 /// Everything queued, as one future (`None` when nothing is).

@@ -16,8 +16,10 @@
 //!   at a time and at most one per TTL (5 s) after a failure. A warm isolate
 //!   never waits for the registry.
 //! - **ReportOutcomes**: per-instance outcomes of discovered calls, batched
-//!   in the isolate and sent from `wait_until` at most every 2 s. A failed
-//!   report is logged and dropped.
+//!   in the isolate and sent from `wait_until` at most every 2 s, one at a
+//!   time. A failed report is logged and dropped; one that never finished
+//!   (its task dropped by a full background queue, or cut short) stops
+//!   blocking the next after 10 s.
 //! - **Register / Heartbeat**: a Worker with `WORKMESH_INSTANCE` and
 //!   `WORKMESH_ENDPOINT` registers once per isolate, after its first
 //!   response, then heartbeats at the interval the registry asks for,
@@ -93,6 +95,11 @@ pub const ENDPOINT_VAR: &str = "WORKMESH_ENDPOINT";
 /// The longest a report, registration or heartbeat may take.
 const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A report still unanswered this long after it was queued is taken as
+/// lost (it runs at most `BACKGROUND_TIMEOUT` once started, but its task may
+/// have been dropped unrun or cancelled), so reports never stop for good.
+const REPORT_LOST_AFTER: Duration = Duration::from_secs(10);
+
 /// A discovered call's route: the resilience stack balancing over one
 /// version's instances, one breaker each.
 pub(crate) type Discovered = BalancedService<Recorded<EndpointTransport>, WorkerRuntime>;
@@ -131,7 +138,9 @@ struct Isolate {
     registration: SelfRegistration,
     targets: HashMap<String, Rc<Target>>,
     inline: HashMap<String, InlineResolve>,
-    report_in_flight: bool,
+    /// When the outcome report in flight was queued; forgotten after
+    /// [`REPORT_LOST_AFTER`] (its `wait_until` may have been cut short).
+    report_started: Option<Instant>,
     report_failures: u64,
 }
 
@@ -144,7 +153,7 @@ thread_local! {
             cache: ResolutionCache::new(policy),
             targets: HashMap::new(),
             inline: HashMap::new(),
-            report_in_flight: false,
+            report_started: None,
             report_failures: 0,
         }
     });
@@ -224,10 +233,10 @@ pub(crate) async fn route(
                 service,
                 done: done.clone(),
             };
-            if !bounded(timeout, done.clone()).await {
-                // Not answered in time (the Resolve's own timer should have
-                // fired): let it finish after the response.
-                background::spawn(done);
+            if !bounded(timeout, done.clone()).await && !background::spawn(done) {
+                // Not answered in time and nothing will finish it: the
+                // claim is released as a failure (retried after a TTL).
+                with_isolate(|i| i.cache.failed(service, WorkerRuntime.now()));
             }
             usable(service)
         }
@@ -252,7 +261,9 @@ pub(crate) async fn route(
             usable(service)
         }
         Refresh::Background => {
-            background::spawn(resolve(registry.clone(), service.to_owned()));
+            if !background::spawn(resolve(registry.clone(), service.to_owned())) {
+                with_isolate(|i| i.cache.failed(service, now));
+            }
             plan.resolution
         }
         Refresh::None => plan.resolution,
@@ -494,14 +505,21 @@ pub(crate) fn after_response(env: &worker::Env) {
     let now = WorkerRuntime.now();
     if let Some(instance) = own_instance(env) {
         if let Some(action) = with_isolate(|i| i.registration.next(now)) {
-            match registry(env) {
-                Some(registry) => background::spawn(register(registry, instance, action)),
-                // No registry to talk to: try again after the retry interval.
-                None => with_isolate(|i| i.registration.failed(now)),
+            let queued = registry(env)
+                .is_some_and(|registry| background::spawn(register(registry, instance, action)));
+            if !queued {
+                // No registry to talk to, or no room in the queue: try again
+                // after the retry interval.
+                with_isolate(|i| i.registration.failed(now));
             }
         }
     }
-    let due = with_isolate(|i| !i.report_in_flight && i.recorder.due(now));
+    let due = with_isolate(|i| {
+        let in_flight = i
+            .report_started
+            .is_some_and(|t| now.saturating_duration_since(t) < REPORT_LOST_AFTER);
+        !in_flight && i.recorder.due(now)
+    });
     if due {
         let Some(registry) = registry(env) else {
             return;
@@ -514,11 +532,14 @@ pub(crate) fn after_response(env: &worker::Env) {
                     .copied()
                     .unwrap_or(BreakerState::Unspecified)
             });
-            i.report_in_flight = outcomes.is_some();
+            i.report_started = outcomes.as_ref().map(|_| now);
             outcomes
         });
         if let Some(outcomes) = outcomes {
-            background::spawn(report(registry, outcomes));
+            if !background::spawn(report(registry, outcomes)) {
+                // Dropped with the task: the next report may go.
+                with_isolate(|i| i.report_started = None);
+            }
         }
     }
 }
@@ -546,7 +567,7 @@ async fn report(
     };
     let outcome = within(BACKGROUND_TIMEOUT, registry.report_outcomes(request)).await;
     let failures = with_isolate(|i| {
-        i.report_in_flight = false;
+        i.report_started = None;
         if outcome.is_err() {
             i.report_failures += 1;
         }
