@@ -167,7 +167,8 @@ fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> T {
 pub(crate) struct Target {
     service: String,
     stack: ClientStack<WorkerRuntime>,
-    /// Per-instance breakers, by instance id: they outlive re-resolution.
+    /// Per-instance breakers, by instance id: they outlive re-resolution,
+    /// for the instances of the answer last routed by only.
     breakers: RefCell<HashMap<String, BreakerLayer<WorkerRuntime>>>,
     /// The routes built for the answer last routed by.
     routes: RefCell<Option<Routes>>,
@@ -363,13 +364,11 @@ impl Target {
                 .or_default()
                 .push((instance.instance_id.clone(), recorded));
         }
-        let mut breakers = self.breakers.borrow_mut();
-        let versions = by_version
-            .into_iter()
-            .map(|(version, endpoints)| {
-                (version, self.stack.balanced_with(endpoints, &mut breakers))
-            })
-            .collect();
+        // Breakers of instances the answer no longer lists are dropped.
+        let versions = self.stack.balanced_groups(
+            by_version.into_iter().collect(),
+            &mut self.breakers.borrow_mut(),
+        );
         Routes {
             resolution,
             versions,
