@@ -11,7 +11,8 @@
 //! With a `REGISTRY` binding, calls route by the registry's answers
 //! (versions by weight, then P2C over the version's instances, a breaker per
 //! instance); see [`discovery`](crate::discovery) for when the registry is
-//! called and how calls fall back to the static binding.
+//! called, how calls fall back to the static binding and how deadlines
+//! count the time spent deciding.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use tower::{Layer, ServiceExt};
 use workmesh::config::ResilienceConfig;
 use workmesh::proto::v1::registry_client::RegistryClient;
 use workmesh::stack::{ClientService, ClientStack};
-use workmesh::{ConnectError, LocalBoxFuture};
+use workmesh::{ConnectError, Deadline, LocalBoxFuture, MethodDescriptor, Runtime};
 
 use crate::discovery::{self, Target};
 use crate::{BindingTransport, WorkerRuntime};
@@ -45,6 +46,7 @@ struct Discovery {
     target: Rc<Target>,
     registry: RegistryClient<BindingTransport>,
     env: worker::Env,
+    config: Rc<ResilienceConfig>,
 }
 
 thread_local! {
@@ -84,9 +86,12 @@ pub fn mesh_transport(
         ConnectError::internal(format!("service binding {binding} is not configured: {e}"))
     })?;
     let discovery = discovery::registry(env).map(|registry| Discovery {
-        target: discovery::target(target, || ClientStack::new(WorkerRuntime, config, target)),
+        target: discovery::target(target, || {
+            ClientStack::new(WorkerRuntime, config.clone(), target)
+        }),
         registry,
         env: env.clone(),
+        config,
     });
     Ok(MeshTransport {
         fallback: stack.layer(transport),
@@ -103,11 +108,27 @@ impl tower_service::Service<http::Request<Bytes>> for MeshTransport {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Bytes>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
             if let Some(d) = &this.discovery {
-                if let Some(route) = discovery::route(&d.target, &d.registry, &d.env).await {
+                let now = WorkerRuntime.now();
+                // Fix the deadline now, so deciding the route (a cold
+                // Resolve) spends the call's budget rather than adding to it.
+                let deadline = match request.extensions().get::<Deadline>() {
+                    Some(deadline) => Some(*deadline),
+                    None => d
+                        .config
+                        .call_policy_for(request.extensions().get::<MethodDescriptor>())
+                        .timeout
+                        .map(|timeout| Deadline(now + timeout)),
+                };
+                if let Some(deadline) = deadline {
+                    request.extensions_mut().insert(deadline);
+                }
+                let route =
+                    discovery::route(&d.target, &d.registry, &d.env, deadline.map(|d| d.0)).await;
+                if let Some(route) = route {
                     return route.oneshot(request).await;
                 }
             }

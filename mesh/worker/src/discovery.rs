@@ -32,6 +32,13 @@
 //! instances, else by the static binding the caller named. A call never fails
 //! only because the registry is down.
 //!
+//! # Deadlines
+//!
+//! A call's deadline starts before its route is decided: the typed client's
+//! `Deadline`, else now + the configured timeout. A cold isolate's inline
+//! Resolve waits at most what is left of it, so waiting for the registry
+//! never makes a call overrun its `Connect-Timeout-Ms`.
+//!
 //! # Endpoints
 //!
 //! An instance's endpoint is a binding name (the caller must have a
@@ -63,9 +70,9 @@ use futures_util::future::{select, Either, FutureExt, Shared};
 use workmesh::breaker::BreakerLayer;
 use workmesh::context::headers::CONNECT_TIMEOUT_MS;
 use workmesh::discovery::{
-    blames_instance, dropped_attempt_blames, pick_version, proto_breaker_state, report_id,
-    DiscoveryPolicy, OutcomeRecorder, Refresh, RegistrationAction, Resolution, ResolutionCache,
-    SelfRegistration,
+    blames_instance, dropped_attempt_blames, inline_wait, pick_version, proto_breaker_state,
+    report_id, DiscoveryPolicy, OutcomeRecorder, Refresh, RegistrationAction, Resolution,
+    ResolutionCache, SelfRegistration,
 };
 use workmesh::proto::v1::instance::Endpoint;
 use workmesh::proto::v1::registry_client::RegistryClient;
@@ -210,16 +217,19 @@ pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<BindingTransp
 
 /// Decides the route of one call to `target`: a discovered version's
 /// balanced stack, or `None` for the static binding. Resolves inline only
-/// in a cold isolate; otherwise queues any refresh for after the response.
+/// in a cold isolate, waiting at most the resolve timeout and never past the call's
+/// `deadline`; otherwise queues any refresh for after the response.
 pub(crate) async fn route(
     target: &Target,
     registry: &RegistryClient<BindingTransport>,
     env: &worker::Env,
+    deadline: Option<Instant>,
 ) -> Option<Discovered> {
     let service = target.service.as_str();
     let now = WorkerRuntime.now();
     let (plan, timeout) =
         with_isolate(|i| (i.cache.plan(service, now), i.cache.policy().resolve_timeout));
+    let wait = inline_wait(timeout, deadline, now);
     let resolution = match plan.refresh {
         Refresh::Inline => {
             let done = resolve(registry.clone(), service.to_owned())
@@ -234,7 +244,7 @@ pub(crate) async fn route(
                 service,
                 done: done.clone(),
             };
-            if !bounded(timeout, done.clone()).await && !background::spawn(done) {
+            if !bounded(wait, done.clone()).await && !background::spawn(done) {
                 // Not answered in time and nothing will finish it: the
                 // claim is released as a failure (retried after a TTL).
                 with_isolate(|i| i.cache.failed(service, WorkerRuntime.now()));
@@ -257,7 +267,7 @@ pub(crate) async fn route(
                 None => None,
             });
             if let Some(done) = pending {
-                bounded(timeout, done).await;
+                bounded(wait, done).await;
             }
             usable(service)
         }
