@@ -11,8 +11,10 @@
 //! With a `REGISTRY` binding, calls route by the registry's answers
 //! (versions by weight, then P2C over the version's instances, a breaker per
 //! instance); see [`discovery`](crate::discovery) for when the registry is
-//! called, how calls fall back to the static binding and how deadlines
-//! count the time spent deciding.
+//! called, how calls fall back to the static binding (also when every
+//! discovered instance's breaker is open, or the answer is expired and the
+//! static binding is healthy) and how deadlines count the time spent
+//! deciding.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tower::{Layer, ServiceExt};
+use workmesh::breaker::BreakerHandle;
 use workmesh::config::ResilienceConfig;
 use workmesh::proto::v1::registry_client::RegistryClient;
 use workmesh::stack::{ClientService, ClientStack};
@@ -47,6 +50,8 @@ struct Discovery {
     registry: RegistryClient<BindingTransport>,
     env: worker::Env,
     config: Rc<ResilienceConfig>,
+    /// The static binding's breaker.
+    fallback_breaker: BreakerHandle,
 }
 
 thread_local! {
@@ -92,6 +97,7 @@ pub fn mesh_transport(
         registry,
         env: env.clone(),
         config,
+        fallback_breaker: stack.breaker(),
     });
     Ok(MeshTransport {
         fallback: stack.layer(transport),
@@ -126,8 +132,15 @@ impl tower_service::Service<http::Request<Bytes>> for MeshTransport {
                 if let Some(deadline) = deadline {
                     request.extensions_mut().insert(deadline);
                 }
-                let route =
-                    discovery::route(&d.target, &d.registry, &d.env, deadline.map(|d| d.0)).await;
+                let static_can_send = !d.fallback_breaker.is_open(now);
+                let route = discovery::route(
+                    &d.target,
+                    &d.registry,
+                    &d.env,
+                    deadline.map(|d| d.0),
+                    static_can_send,
+                )
+                .await;
                 if let Some(route) = route {
                     return route.oneshot(request).await;
                 }

@@ -32,6 +32,13 @@
 //! instances, else by the static binding the caller named. A call never fails
 //! only because the registry is down.
 //!
+//! Per call (`workmesh::discovery::choose_route`): a fresh or stale answer
+//! is routed by; an expired one (older than TTL + stale window, 5 min) only
+//! while the static binding's breaker is open, else the call takes the
+//! static binding. And when every instance of the picked version has its
+//! breaker open, the call takes the static binding: a discovered route that
+//! cannot send never blocks one that might.
+//!
 //! # Deadlines
 //!
 //! A call's deadline starts before its route is decided: the typed client's
@@ -70,9 +77,9 @@ use futures_util::future::{select, Either, FutureExt, Shared};
 use workmesh::breaker::BreakerLayer;
 use workmesh::context::headers::CONNECT_TIMEOUT_MS;
 use workmesh::discovery::{
-    blames_instance, dropped_attempt_blames, inline_wait, pick_version, proto_breaker_state,
-    report_id, DiscoveryPolicy, OutcomeRecorder, Refresh, RegistrationAction, Resolution,
-    ResolutionCache, SelfRegistration,
+    blames_instance, choose_route, dropped_attempt_blames, inline_wait, pick_version,
+    proto_breaker_state, report_id, DiscoveryPolicy, Freshness, OutcomeRecorder, Refresh,
+    RegistrationAction, Resolution, ResolutionCache, RouteChoice, SelfRegistration,
 };
 use workmesh::proto::v1::instance::Endpoint;
 use workmesh::proto::v1::registry_client::RegistryClient;
@@ -216,14 +223,17 @@ pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<BindingTransp
 }
 
 /// Decides the route of one call to `target`: a discovered version's
-/// balanced stack, or `None` for the static binding. Resolves inline only
-/// in a cold isolate, waiting at most the resolve timeout and never past the call's
+/// balanced stack, or `None` for the static binding
+/// (`workmesh::discovery::choose_route`; `static_can_send` is false while
+/// the static binding's breaker is open). Resolves inline only in a cold
+/// isolate, waiting at most the resolve timeout and never past the call's
 /// `deadline`; otherwise queues any refresh for after the response.
 pub(crate) async fn route(
     target: &Target,
     registry: &RegistryClient<BindingTransport>,
     env: &worker::Env,
     deadline: Option<Instant>,
+    static_can_send: bool,
 ) -> Option<Discovered> {
     let service = target.service.as_str();
     let now = WorkerRuntime.now();
@@ -275,15 +285,16 @@ pub(crate) async fn route(
             if !background::spawn(resolve(registry.clone(), service.to_owned())) {
                 with_isolate(|i| i.cache.failed(service, now));
             }
-            plan.resolution
+            plan.resolution.zip(plan.freshness)
         }
-        Refresh::None => plan.resolution,
-    }?;
-    target.pick(resolution, env)
+        Refresh::None => plan.resolution.zip(plan.freshness),
+    };
+    let (resolution, freshness) = resolution?;
+    target.pick(resolution, freshness, static_can_send, env)
 }
 
-fn usable(service: &str) -> Option<Rc<Resolution>> {
-    with_isolate(|i| i.cache.usable(service, WorkerRuntime.now())).map(|(r, _)| r)
+fn usable(service: &str) -> Option<(Rc<Resolution>, Freshness)> {
+    with_isolate(|i| i.cache.usable(service, WorkerRuntime.now()))
 }
 
 /// One Resolve, bounded by the resolve timeout; the answer (or the failure)
@@ -340,9 +351,16 @@ async fn within<T>(
 }
 
 impl Target {
-    /// Picks a version by weight and returns its balanced stack, building
-    /// the routes when the answer changed.
-    fn pick(&self, resolution: Rc<Resolution>, env: &worker::Env) -> Option<Discovered> {
+    /// Picks a version by weight and returns its balanced stack (building
+    /// the routes when the answer changed), or `None` when the call goes to
+    /// the static binding instead (see `choose_route`).
+    fn pick(
+        &self,
+        resolution: Rc<Resolution>,
+        freshness: Freshness,
+        static_can_send: bool,
+        env: &worker::Env,
+    ) -> Option<Discovered> {
         let stale = self
             .routes
             .borrow()
@@ -355,7 +373,25 @@ impl Target {
         let routes = self.routes.borrow();
         let routes = routes.as_ref()?;
         let version = pick_version(&routes.resolution, WorkerRuntime.random())?;
-        routes.versions.get(version).cloned()
+        let route = routes.versions.get(version);
+        let can_send = route.is_some() && self.any_closed(&routes.resolution, version);
+        match choose_route(Some(freshness), can_send, static_can_send) {
+            RouteChoice::Discovered => route.cloned(),
+            RouteChoice::Static => None,
+        }
+    }
+
+    /// Whether some reachable instance of `version` has a breaker that
+    /// would admit a call now.
+    fn any_closed(&self, resolution: &Resolution, version: &str) -> bool {
+        let now = WorkerRuntime.now();
+        let breakers = self.breakers.borrow();
+        resolution
+            .instances
+            .iter()
+            .filter(|i| i.version == version)
+            .filter_map(|i| breakers.get(&i.instance_id))
+            .any(|b| !b.handle().is_open(now))
     }
 
     fn build(&self, resolution: Rc<Resolution>, env: &worker::Env) -> Routes {
