@@ -7,13 +7,14 @@
 //!
 //! - **Resolve**: the first call to a target in a cold isolate resolves
 //!   inline, bounded by the resolve timeout (200 ms); concurrent first calls
-//!   share that one Resolve, each waiting for it at most the resolve timeout
-//!   on its own timer (the Resolve's I/O belongs to the call that started
-//!   it: if that call is cancelled, the others route by the last known or
-//!   static endpoint instead of waiting for it, and a shared Resolve older
-//!   than the resolve timeout is forgotten). After that, every Resolve (stale answer, failed
-//!   registry) runs in `wait_until` after a response, at most one per target
-//!   at a time and at most one per TTL (5 s) after a failure. A warm isolate
+//!   wait for that one Resolve, watching the cache on their own timers for
+//!   at most what is left of the resolve timeout. They never poll the
+//!   Resolve itself: its I/O belongs to the request that started it
+//!   (workerd refuses I/O on behalf of another request, and cancels it with
+//!   that request), so a cancelled first call never makes others hang.
+//!   After that, every Resolve (stale answer, failed registry) runs in
+//!   `wait_until` after a response, at most one per target at a time and at
+//!   most one per TTL (5 s) after a failure. A warm isolate
 //!   never waits for the registry.
 //! - **ReportOutcomes**: per-instance outcomes of discovered calls, batched
 //!   in the isolate and sent from `wait_until` at most every 2 s, one at a
@@ -73,7 +74,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::{select, Either, FutureExt, Shared};
+use futures_util::future::{select, Either};
 use workmesh::breaker::BreakerLayer;
 use workmesh::context::headers::CONNECT_TIMEOUT_MS;
 use workmesh::discovery::{
@@ -118,31 +119,27 @@ const REPORT_LOST_AFTER: Duration = Duration::from_secs(10);
 /// version's instances, one breaker each.
 pub(crate) type Discovered = BalancedService<Recorded<EndpointTransport>, WorkerRuntime>;
 
-/// A cold isolate's first Resolve of a service, which concurrent first
-/// calls wait for (each under its own timer).
-struct InlineResolve {
-    started: Instant,
-    done: Shared<LocalBoxFuture<'static, ()>>,
-}
+/// How often a call waiting for another call's inline Resolve looks at the
+/// cache again.
+const INLINE_POLL: Duration = Duration::from_millis(5);
 
-/// Forgets the inline Resolve of `service` when the call that started it
-/// is done with it, or dropped (its client went away): later calls must not
-/// wait for a Resolve whose I/O workerd may have cancelled.
-struct InlineGuard<'a> {
+/// Marks the inline Resolve of `service` (when it started) while the call
+/// that runs it waits for it, and unmarks it when that call is done with it
+/// or dropped (its client went away). Other calls wait for the mark to go.
+struct InlineMark<'a> {
     service: &'a str,
-    done: Shared<LocalBoxFuture<'static, ()>>,
 }
 
-impl Drop for InlineGuard<'_> {
+impl<'a> InlineMark<'a> {
+    fn new(service: &'a str, started: Instant) -> Self {
+        with_isolate(|i| i.inline.insert(service.to_owned(), started));
+        InlineMark { service }
+    }
+}
+
+impl Drop for InlineMark<'_> {
     fn drop(&mut self) {
-        with_isolate(|i| {
-            if i.inline
-                .get(self.service)
-                .is_some_and(|entry| entry.done.ptr_eq(&self.done))
-            {
-                i.inline.remove(self.service);
-            }
-        });
+        with_isolate(|i| i.inline.remove(self.service));
     }
 }
 
@@ -151,7 +148,8 @@ struct Isolate {
     recorder: OutcomeRecorder,
     registration: SelfRegistration,
     targets: HashMap<String, Rc<Target>>,
-    inline: HashMap<String, InlineResolve>,
+    /// Services whose inline Resolve is running, and since when.
+    inline: HashMap<String, Instant>,
     /// When the outcome report in flight was queued; forgotten after
     /// [`REPORT_LOST_AFTER`] (its `wait_until` may have been cut short).
     report_started: Option<Instant>,
@@ -242,42 +240,33 @@ pub(crate) async fn route(
     let wait = inline_wait(timeout, deadline, now);
     let resolution = match plan.refresh {
         Refresh::Inline => {
-            let done = resolve(registry.clone(), service.to_owned())
-                .boxed_local()
-                .shared();
-            let entry = InlineResolve {
-                started: now,
-                done: done.clone(),
-            };
-            with_isolate(|i| i.inline.insert(service.to_owned(), entry));
-            let _guard = InlineGuard {
-                service,
-                done: done.clone(),
-            };
-            if !bounded(wait, done.clone()).await && !background::spawn(done) {
-                // Not answered in time and nothing will finish it: the
-                // claim is released as a failure (retried after a TTL).
-                with_isolate(|i| i.cache.failed(service, WorkerRuntime.now()));
+            let _mark = InlineMark::new(service, now);
+            if !bounded(wait, resolve(registry.clone(), service.to_owned())).await {
+                // Cut short by the call's deadline: resolve after the
+                // response instead (a fresh Resolve, so its I/O belongs to
+                // whichever request runs it).
+                let queued = background::spawn(resolve(registry.clone(), service.to_owned()));
+                if !queued {
+                    with_isolate(|i| i.cache.failed(service, WorkerRuntime.now()));
+                }
             }
             usable(service)
         }
         Refresh::InFlight => {
-            // Another call's inline Resolve: wait for it under this call's
-            // own timer, since its I/O and timer belong to that call and
-            // stop if that call is cancelled. An entry older than the
-            // resolve timeout is dead; forget it and route without waiting.
-            let pending = with_isolate(|i| match i.inline.get(service) {
-                Some(entry) if now.saturating_duration_since(entry.started) < timeout => {
-                    Some(entry.done.clone())
+            // Another call's inline Resolve is running. Its future, I/O and
+            // timer belong to that call's request: polling it from this one
+            // is refused by workerd, and it stops if that call is cancelled.
+            // So this call only watches the mark, on its own timers, for at
+            // most what is left of the resolve timeout (and of its deadline).
+            let started = with_isolate(|i| i.inline.get(service).copied());
+            if let Some(started) = started {
+                let left = timeout.saturating_sub(now.saturating_duration_since(started));
+                if left.is_zero() {
+                    // Its call is gone without unmarking it: forget it.
+                    with_isolate(|i| i.inline.remove(service));
+                } else {
+                    wait_for_inline(service, started, wait.min(left)).await;
                 }
-                Some(_) => {
-                    i.inline.remove(service);
-                    None
-                }
-                None => None,
-            });
-            if let Some(done) = pending {
-                bounded(wait, done).await;
             }
             usable(service)
         }
@@ -322,6 +311,22 @@ async fn resolve(registry: RegistryClient<BindingTransport>, service: String) {
             );
             with_isolate(|i| i.cache.failed(&service, now));
         }
+    }
+}
+
+/// Waits, on this call's own timers, until the inline Resolve of `service`
+/// that started at `started` is over or `wait` has passed.
+async fn wait_for_inline(service: &str, started: Instant, wait: Duration) {
+    let until = WorkerRuntime.now() + wait;
+    loop {
+        let running = with_isolate(|i| i.inline.get(service) == Some(&started));
+        let now = WorkerRuntime.now();
+        if !running || now >= until {
+            return;
+        }
+        WorkerRuntime
+            .sleep(INLINE_POLL.min(until.saturating_duration_since(now)))
+            .await;
     }
 }
 
