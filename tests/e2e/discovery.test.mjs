@@ -175,3 +175,94 @@ test("without a REGISTRY binding, calls go to the static binding", async (t) => 
   for (let i = 0; i < 3; i++) await createOrder(mesh, `static-${i}`, 2);
   assert.deepEqual(await catalogCalls(mesh), { v1: 6, v2: 0 });
 });
+
+test("a cold call that is cancelled does not make the next calls wait for its Resolve", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  await callJson(mesh.urls.registry, "/workmesh.v1.Faults/SetFaults", {
+    rules: [{ service: "workmesh.v1.Registry", delayMs: 5000, delayPercent: 100 }],
+  });
+  // The first call starts the isolate's inline Resolve, then its client goes away.
+  const aborted = new AbortController();
+  const first = fetch(new URL("/shop.v1.OrderService/CreateOrder", mesh.urls.orders), {
+    method: "POST",
+    headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+    body: JSON.stringify(order("cancelled-cold", 2)),
+    signal: aborted.signal,
+  }).catch(() => null);
+  await sleep(50);
+  aborted.abort();
+  await first;
+  // Later calls wait for that Resolve on their own timers, at most the
+  // resolve timeout, then route by the static binding.
+  for (let i = 0; i < 3; i++) {
+    const start = Date.now();
+    await createOrder(mesh, `after-cancel-${i}`, 2);
+    const took = Date.now() - start;
+    assert.ok(took < 2000, `call ${i} after a cancelled cold call took ${took} ms`);
+  }
+});
+
+test("sibling calls abandoned after a not_found are not reported as instance failures", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  const registry = registryOf(mesh);
+  // Half the lookups are slow, so the unknown SKU's fast not_found makes
+  // CreateOrder drop its slow sibling calls (try_join_all) before they answer.
+  const slow = { service: CATALOG, method: "GetProduct", delayMs: 300, delayPercent: 50 };
+  for (const worker of ["catalog", "catalog-canary"]) {
+    const set = await callJson(mesh.urls[worker], "/workmesh.v1.Faults/SetFaults", { rules: [slow] });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+  }
+  for (let i = 0; i < 5; i++) {
+    const body = order(`unknown-${i}`, 9);
+    body.items.push({ sku: "NO-SUCH-SKU", quantity: 1 });
+    const res = await callJson(mesh.urls.orders, "/shop.v1.OrderService/CreateOrder", body);
+    assert.notEqual(res.status, 200, JSON.stringify(res.body));
+  }
+  // Reports go at most every 2 s, after a response.
+  await sleep(2_100);
+  await createOrder(mesh, "report-trigger", 1);
+  let catalogs;
+  await eventually("orders reported its calls to catalog", async () => {
+    catalogs = ((await registry("List", { service: CATALOG })).body.instances ?? []).filter((i) =>
+      i.instanceId.startsWith("catalog-"),
+    );
+    const successes = catalogs.reduce((n, i) => n + Number(i.reportedSuccesses ?? 0), 0);
+    return successes > 0 || catalogs;
+  });
+  for (const instance of catalogs) {
+    assert.equal(Number(instance.reportedFailures ?? 0), 0, JSON.stringify(instance));
+    assert.ok(!Number(instance.ejectedUntilMs ?? 0), JSON.stringify(instance));
+  }
+});
+
+test("when every discovered instance's breaker is open, calls go back to the static binding", async (t) => {
+  const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
+  t.after(() => mesh.dispose());
+  const registry = registryOf(mesh);
+  // The registry sends all of catalog's traffic to an instance nobody answers at.
+  const dead = { service: CATALOG, instanceId: "catalog-dead", version: "v3", url: "http://127.0.0.1:9" };
+  const reg = await registry("Register", { instance: dead });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  const set = await registry("SetWeights", { service: CATALOG, versionWeights: { v3: 100 } });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+
+  // The first calls fail until the dead instance's breaker opens (5 failures)...
+  let failed = 0;
+  await eventually(
+    "orders recovers through the static binding",
+    async () => {
+      const res = await callJson(mesh.urls.orders, "/shop.v1.OrderService/CreateOrder", order(`dead-${failed}`));
+      if (res.status === 200) return true;
+      failed++;
+      return res.body;
+    },
+    10_000,
+  );
+  assert.ok(failed >= 1, "the dead instance was tried first");
+  // ...then the static binding (catalog v1) serves while the breaker is open.
+  await countCatalogCalls(mesh);
+  for (let i = 0; i < 3; i++) await createOrder(mesh, `static-again-${i}`, 2);
+  assert.deepEqual(await catalogCalls(mesh), { v1: 6, v2: 0 });
+});

@@ -48,7 +48,7 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::balance::{Balance, Endpoint};
@@ -186,6 +186,31 @@ impl<R: Runtime> ClientStack<R> {
             .collect();
         let balance = Balance::new(self.runtime.clone(), self.policy.balance.clone(), endpoints);
         self.wrap(balance)
+    }
+
+    /// One balanced stack per group of endpoints (service discovery builds
+    /// one per version), each endpoint with its breaker from `breakers` as
+    /// in [`balanced_with`](Self::balanced_with). Breakers of endpoints in
+    /// no group are removed from `breakers`: the table holds only the
+    /// current answer's endpoints, however many answers came before (an
+    /// endpoint that comes back later starts with a closed breaker).
+    pub fn balanced_groups<K, S>(
+        &self,
+        groups: Vec<(K, Vec<(String, S)>)>,
+        breakers: &mut HashMap<String, BreakerLayer<R>>,
+    ) -> HashMap<K, BalancedService<S, R>>
+    where
+        K: Eq + std::hash::Hash,
+    {
+        let current: HashSet<String> = groups
+            .iter()
+            .flat_map(|(_, endpoints)| endpoints.iter().map(|(id, _)| id.clone()))
+            .collect();
+        breakers.retain(|id, _| current.contains(id));
+        groups
+            .into_iter()
+            .map(|(key, endpoints)| (key, self.balanced_with(endpoints, breakers)))
+            .collect()
     }
 
     /// Names the callee in the CLIENT spans of single-endpoint stacks

@@ -1,5 +1,6 @@
 //! Work that must run after the response: a per-isolate queue that
-//! [`serve`](crate::serve) drains into `ctx.wait_until`.
+//! [`serve`](crate::serve) (and [`queue::consume`](crate::queue::consume),
+//! after a batch) drains into `ctx.wait_until`.
 //!
 //! Code deep in a request (a transport refreshing the registry's answer)
 //! has no `worker::Context`; it queues the future here instead, and the
@@ -7,8 +8,8 @@
 //! its response is ready. Requests of one isolate interleave, so a task may
 //! ride on another request's `wait_until` than the one that queued it; it
 //! still runs after a response and never delays one. Work queued outside any
-//! `serve` (a Worker that calls out but does not serve) waits for the next
-//! `serve` of the isolate.
+//! `serve` or `consume` (a scheduled handler, say) waits for the next one of
+//! the isolate.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -24,16 +25,20 @@ thread_local! {
     static QUEUE: RefCell<Vec<LocalBoxFuture<'static, ()>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Queues `task` to run after the current (or next) response.
-pub(crate) fn spawn(task: impl Future<Output = ()> + 'static) {
+/// Queues `task` to run after the current (or next) response; false when
+/// the queue is full and `task` was dropped (the caller must then undo any
+/// claim it made for it).
+#[must_use = "a dropped task's claims must be released"]
+pub(crate) fn spawn(task: impl Future<Output = ()> + 'static) -> bool {
     QUEUE.with(|queue| {
         let mut queue = queue.borrow_mut();
         if queue.len() >= MAX_QUEUED {
             worker::console_warn!("workmesh: background queue full, dropping a task");
-            return;
+            return false;
         }
         queue.push(Box::pin(task));
-    });
+        true
+    })
 }
 
 /// Everything queued, as one future (`None` when nothing is).

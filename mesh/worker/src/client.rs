@@ -11,7 +11,10 @@
 //! With a `REGISTRY` binding, calls route by the registry's answers
 //! (versions by weight, then P2C over the version's instances, a breaker per
 //! instance); see [`discovery`](crate::discovery) for when the registry is
-//! called and how calls fall back to the static binding.
+//! called, how calls fall back to the static binding (also when every
+//! discovered instance's breaker is open, or the answer is expired and the
+//! static binding is healthy) and how deadlines count the time spent
+//! deciding.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,10 +23,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tower::{Layer, ServiceExt};
+use workmesh::breaker::BreakerHandle;
 use workmesh::config::ResilienceConfig;
 use workmesh::proto::v1::registry_client::RegistryClient;
 use workmesh::stack::{ClientService, ClientStack};
-use workmesh::{ConnectError, LocalBoxFuture};
+use workmesh::{ConnectError, Deadline, LocalBoxFuture, MethodDescriptor, Runtime};
 
 use crate::discovery::{self, Target};
 use crate::{BindingTransport, WorkerRuntime};
@@ -45,6 +49,9 @@ struct Discovery {
     target: Rc<Target>,
     registry: RegistryClient<BindingTransport>,
     env: worker::Env,
+    config: Rc<ResilienceConfig>,
+    /// The static binding's breaker.
+    fallback_breaker: BreakerHandle,
 }
 
 thread_local! {
@@ -84,9 +91,13 @@ pub fn mesh_transport(
         ConnectError::internal(format!("service binding {binding} is not configured: {e}"))
     })?;
     let discovery = discovery::registry(env).map(|registry| Discovery {
-        target: discovery::target(target, || ClientStack::new(WorkerRuntime, config, target)),
+        target: discovery::target(target, || {
+            ClientStack::new(WorkerRuntime, config.clone(), target)
+        }),
         registry,
         env: env.clone(),
+        config,
+        fallback_breaker: stack.breaker(),
     });
     Ok(MeshTransport {
         fallback: stack.layer(transport),
@@ -103,11 +114,34 @@ impl tower_service::Service<http::Request<Bytes>> for MeshTransport {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Bytes>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
             if let Some(d) = &this.discovery {
-                if let Some(route) = discovery::route(&d.target, &d.registry, &d.env).await {
+                let now = WorkerRuntime.now();
+                // Fix the deadline now, so deciding the route (a cold
+                // Resolve) spends the call's budget rather than adding to it.
+                let deadline = match request.extensions().get::<Deadline>() {
+                    Some(deadline) => Some(*deadline),
+                    None => d
+                        .config
+                        .call_policy_for(request.extensions().get::<MethodDescriptor>())
+                        .timeout
+                        .map(|timeout| Deadline(now + timeout)),
+                };
+                if let Some(deadline) = deadline {
+                    request.extensions_mut().insert(deadline);
+                }
+                let static_can_send = !d.fallback_breaker.is_open(now);
+                let route = discovery::route(
+                    &d.target,
+                    &d.registry,
+                    &d.env,
+                    deadline.map(|d| d.0),
+                    static_can_send,
+                )
+                .await;
+                if let Some(route) = route {
                     return route.oneshot(request).await;
                 }
             }

@@ -7,13 +7,20 @@
 //!
 //! - **Resolve**: the first call to a target in a cold isolate resolves
 //!   inline, bounded by the resolve timeout (200 ms); concurrent first calls
-//!   share that one Resolve. After that, every Resolve (stale answer, failed
-//!   registry) runs in `wait_until` after a response, at most one per target
-//!   at a time and at most one per TTL (5 s) after a failure. A warm isolate
+//!   wait for that one Resolve, watching the cache on their own timers for
+//!   at most what is left of the resolve timeout. They never poll the
+//!   Resolve itself: its I/O belongs to the request that started it
+//!   (workerd refuses I/O on behalf of another request, and cancels it with
+//!   that request), so a cancelled first call never makes others hang.
+//!   After that, every Resolve (stale answer, failed registry) runs in
+//!   `wait_until` after a response, at most one per target at a time and at
+//!   most one per TTL (5 s) after a failure. A warm isolate
 //!   never waits for the registry.
 //! - **ReportOutcomes**: per-instance outcomes of discovered calls, batched
-//!   in the isolate and sent from `wait_until` at most every 2 s. A failed
-//!   report is logged and dropped.
+//!   in the isolate and sent from `wait_until` at most every 2 s, one at a
+//!   time. A failed report is logged and dropped; one that never finished
+//!   (its task dropped by a full background queue, or cut short) stops
+//!   blocking the next after 10 s.
 //! - **Register / Heartbeat**: a Worker with `WORKMESH_INSTANCE` and
 //!   `WORKMESH_ENDPOINT` registers once per isolate, after its first
 //!   response, then heartbeats at the interval the registry asks for,
@@ -25,6 +32,20 @@
 //! with no routable instance all route the call by the last answer that had
 //! instances, else by the static binding the caller named. A call never fails
 //! only because the registry is down.
+//!
+//! Per call (`workmesh::discovery::choose_route`): a fresh or stale answer
+//! is routed by; an expired one (older than TTL + stale window, 5 min) only
+//! while the static binding's breaker is open, else the call takes the
+//! static binding. And when every instance of the picked version has its
+//! breaker open, the call takes the static binding: a discovered route that
+//! cannot send never blocks one that might.
+//!
+//! # Deadlines
+//!
+//! A call's deadline starts before its route is decided: the typed client's
+//! `Deadline`, else now + the configured timeout. A cold isolate's inline
+//! Resolve waits at most what is left of it, so waiting for the registry
+//! never makes a call overrun its `Connect-Timeout-Ms`.
 //!
 //! # Endpoints
 //!
@@ -39,9 +60,12 @@
 //! Every attempt sent to a discovered instance is counted for it: a success,
 //! or a failure when its Connect code blames the instance
 //! (`workmesh::discovery::blames_instance`). An attempt dropped before it
-//! answered counts as a failure: that is almost always a per-try timeout,
-//! though a caller abandoning sibling calls (`try_join_all` after one failed)
-//! is counted the same way.
+//! answered counts as a failure only when it ran for its whole budget (the
+//! `Connect-Timeout-Ms` it was sent with): its per-try timeout or the call's
+//! deadline cut it short. One dropped earlier was abandoned by its caller
+//! (`try_join_all` dropping sibling calls after one failed, a client going
+//! away) and is not counted at all
+//! (`workmesh::discovery::dropped_attempt_blames`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -50,11 +74,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::{select, Either, FutureExt, Shared};
+use futures_util::future::{select, Either};
 use workmesh::breaker::BreakerLayer;
+use workmesh::context::headers::CONNECT_TIMEOUT_MS;
 use workmesh::discovery::{
-    blames_instance, pick_version, proto_breaker_state, report_id, DiscoveryPolicy,
-    OutcomeRecorder, Refresh, RegistrationAction, Resolution, ResolutionCache, SelfRegistration,
+    blames_instance, choose_route, dropped_attempt_blames, inline_wait, pick_version,
+    proto_breaker_state, report_id, DiscoveryPolicy, Freshness, OutcomeRecorder, Refresh,
+    RegistrationAction, Resolution, ResolutionCache, RouteChoice, SelfRegistration,
 };
 use workmesh::proto::v1::instance::Endpoint;
 use workmesh::proto::v1::registry_client::RegistryClient;
@@ -84,17 +110,49 @@ pub const ENDPOINT_VAR: &str = "WORKMESH_ENDPOINT";
 /// The longest a report, registration or heartbeat may take.
 const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A report still unanswered this long after it was queued is taken as
+/// lost (it runs at most `BACKGROUND_TIMEOUT` once started, but its task may
+/// have been dropped unrun or cancelled), so reports never stop for good.
+const REPORT_LOST_AFTER: Duration = Duration::from_secs(10);
+
 /// A discovered call's route: the resilience stack balancing over one
 /// version's instances, one breaker each.
 pub(crate) type Discovered = BalancedService<Recorded<EndpointTransport>, WorkerRuntime>;
+
+/// How often a call waiting for another call's inline Resolve looks at the
+/// cache again.
+const INLINE_POLL: Duration = Duration::from_millis(5);
+
+/// Marks the inline Resolve of `service` (when it started) while the call
+/// that runs it waits for it, and unmarks it when that call is done with it
+/// or dropped (its client went away). Other calls wait for the mark to go.
+struct InlineMark<'a> {
+    service: &'a str,
+}
+
+impl<'a> InlineMark<'a> {
+    fn new(service: &'a str, started: Instant) -> Self {
+        with_isolate(|i| i.inline.insert(service.to_owned(), started));
+        InlineMark { service }
+    }
+}
+
+impl Drop for InlineMark<'_> {
+    fn drop(&mut self) {
+        with_isolate(|i| i.inline.remove(self.service));
+    }
+}
 
 struct Isolate {
     cache: ResolutionCache,
     recorder: OutcomeRecorder,
     registration: SelfRegistration,
     targets: HashMap<String, Rc<Target>>,
-    inline: HashMap<String, Shared<LocalBoxFuture<'static, ()>>>,
-    report_in_flight: bool,
+    /// Services whose inline Resolve is running, and since when.
+    inline: HashMap<String, Instant>,
+    /// When the outcome report in flight was queued; forgotten after
+    /// [`REPORT_LOST_AFTER`] (its `wait_until` may have been cut short).
+    report_started: Option<Instant>,
     report_failures: u64,
 }
 
@@ -107,7 +165,7 @@ thread_local! {
             cache: ResolutionCache::new(policy),
             targets: HashMap::new(),
             inline: HashMap::new(),
-            report_in_flight: false,
+            report_started: None,
             report_failures: 0,
         }
     });
@@ -121,7 +179,8 @@ fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> T {
 pub(crate) struct Target {
     service: String,
     stack: ClientStack<WorkerRuntime>,
-    /// Per-instance breakers, by instance id: they outlive re-resolution.
+    /// Per-instance breakers, by instance id: they outlive re-resolution,
+    /// for the instances of the answer last routed by only.
     breakers: RefCell<HashMap<String, BreakerLayer<WorkerRuntime>>>,
     /// The routes built for the answer last routed by.
     routes: RefCell<Option<Routes>>,
@@ -162,42 +221,69 @@ pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<BindingTransp
 }
 
 /// Decides the route of one call to `target`: a discovered version's
-/// balanced stack, or `None` for the static binding. Resolves inline only
-/// in a cold isolate; otherwise queues any refresh for after the response.
+/// balanced stack, or `None` for the static binding
+/// (`workmesh::discovery::choose_route`; `static_can_send` is false while
+/// the static binding's breaker is open). Resolves inline only in a cold
+/// isolate, waiting at most the resolve timeout and never past the call's
+/// `deadline`; otherwise queues any refresh for after the response.
 pub(crate) async fn route(
     target: &Target,
     registry: &RegistryClient<BindingTransport>,
     env: &worker::Env,
+    deadline: Option<Instant>,
+    static_can_send: bool,
 ) -> Option<Discovered> {
     let service = target.service.as_str();
-    let plan = with_isolate(|i| i.cache.plan(service, WorkerRuntime.now()));
+    let now = WorkerRuntime.now();
+    let (plan, timeout) =
+        with_isolate(|i| (i.cache.plan(service, now), i.cache.policy().resolve_timeout));
+    let wait = inline_wait(timeout, deadline, now);
     let resolution = match plan.refresh {
         Refresh::Inline => {
-            let shared = resolve(registry.clone(), service.to_owned())
-                .boxed_local()
-                .shared();
-            with_isolate(|i| i.inline.insert(service.to_owned(), shared.clone()));
-            shared.await;
-            with_isolate(|i| i.inline.remove(service));
+            let _mark = InlineMark::new(service, now);
+            if !bounded(wait, resolve(registry.clone(), service.to_owned())).await {
+                // Cut short by the call's deadline: resolve after the
+                // response instead (a fresh Resolve, so its I/O belongs to
+                // whichever request runs it).
+                let queued = background::spawn(resolve(registry.clone(), service.to_owned()));
+                if !queued {
+                    with_isolate(|i| i.cache.failed(service, WorkerRuntime.now()));
+                }
+            }
             usable(service)
         }
         Refresh::InFlight => {
-            if let Some(shared) = with_isolate(|i| i.inline.get(service).cloned()) {
-                shared.await;
+            // Another call's inline Resolve is running. Its future, I/O and
+            // timer belong to that call's request: polling it from this one
+            // is refused by workerd, and it stops if that call is cancelled.
+            // So this call only watches the mark, on its own timers, for at
+            // most what is left of the resolve timeout (and of its deadline).
+            let started = with_isolate(|i| i.inline.get(service).copied());
+            if let Some(started) = started {
+                let left = timeout.saturating_sub(now.saturating_duration_since(started));
+                if left.is_zero() {
+                    // Its call is gone without unmarking it: forget it.
+                    with_isolate(|i| i.inline.remove(service));
+                } else {
+                    wait_for_inline(service, started, wait.min(left)).await;
+                }
             }
             usable(service)
         }
         Refresh::Background => {
-            background::spawn(resolve(registry.clone(), service.to_owned()));
-            plan.resolution
+            if !background::spawn(resolve(registry.clone(), service.to_owned())) {
+                with_isolate(|i| i.cache.failed(service, now));
+            }
+            plan.resolution.zip(plan.freshness)
         }
-        Refresh::None => plan.resolution,
-    }?;
-    target.pick(resolution, env)
+        Refresh::None => plan.resolution.zip(plan.freshness),
+    };
+    let (resolution, freshness) = resolution?;
+    target.pick(resolution, freshness, static_can_send, env)
 }
 
-fn usable(service: &str) -> Option<Rc<Resolution>> {
-    with_isolate(|i| i.cache.usable(service, WorkerRuntime.now())).map(|(r, _)| r)
+fn usable(service: &str) -> Option<(Rc<Resolution>, Freshness)> {
+    with_isolate(|i| i.cache.usable(service, WorkerRuntime.now()))
 }
 
 /// One Resolve, bounded by the resolve timeout; the answer (or the failure)
@@ -228,6 +314,32 @@ async fn resolve(registry: RegistryClient<BindingTransport>, service: String) {
     }
 }
 
+/// Waits, on this call's own timers, until the inline Resolve of `service`
+/// that started at `started` is over or `wait` has passed.
+async fn wait_for_inline(service: &str, started: Instant, wait: Duration) {
+    let until = WorkerRuntime.now() + wait;
+    loop {
+        let running = with_isolate(|i| i.inline.get(service) == Some(&started));
+        let now = WorkerRuntime.now();
+        if !running || now >= until {
+            return;
+        }
+        WorkerRuntime
+            .sleep(INLINE_POLL.min(until.saturating_duration_since(now)))
+            .await;
+    }
+}
+
+/// Waits for `future` at most `wait` on this call's own timer; false when
+/// the timer won.
+async fn bounded(wait: Duration, future: impl std::future::Future<Output = ()>) -> bool {
+    let future = std::pin::pin!(future);
+    matches!(
+        select(future, WorkerRuntime.sleep(wait)).await,
+        Either::Left(_)
+    )
+}
+
 /// `future`, or `deadline_exceeded` after `timeout`.
 async fn within<T>(
     timeout: Duration,
@@ -244,9 +356,16 @@ async fn within<T>(
 }
 
 impl Target {
-    /// Picks a version by weight and returns its balanced stack, building
-    /// the routes when the answer changed.
-    fn pick(&self, resolution: Rc<Resolution>, env: &worker::Env) -> Option<Discovered> {
+    /// Picks a version by weight and returns its balanced stack (building
+    /// the routes when the answer changed), or `None` when the call goes to
+    /// the static binding instead (see `choose_route`).
+    fn pick(
+        &self,
+        resolution: Rc<Resolution>,
+        freshness: Freshness,
+        static_can_send: bool,
+        env: &worker::Env,
+    ) -> Option<Discovered> {
         let stale = self
             .routes
             .borrow()
@@ -259,7 +378,25 @@ impl Target {
         let routes = self.routes.borrow();
         let routes = routes.as_ref()?;
         let version = pick_version(&routes.resolution, WorkerRuntime.random())?;
-        routes.versions.get(version).cloned()
+        let route = routes.versions.get(version);
+        let can_send = route.is_some() && self.any_closed(&routes.resolution, version);
+        match choose_route(Some(freshness), can_send, static_can_send) {
+            RouteChoice::Discovered => route.cloned(),
+            RouteChoice::Static => None,
+        }
+    }
+
+    /// Whether some reachable instance of `version` has a breaker that
+    /// would admit a call now.
+    fn any_closed(&self, resolution: &Resolution, version: &str) -> bool {
+        let now = WorkerRuntime.now();
+        let breakers = self.breakers.borrow();
+        resolution
+            .instances
+            .iter()
+            .filter(|i| i.version == version)
+            .filter_map(|i| breakers.get(&i.instance_id))
+            .any(|b| !b.handle().is_open(now))
     }
 
     fn build(&self, resolution: Rc<Resolution>, env: &worker::Env) -> Routes {
@@ -278,13 +415,11 @@ impl Target {
                 .or_default()
                 .push((instance.instance_id.clone(), recorded));
         }
-        let mut breakers = self.breakers.borrow_mut();
-        let versions = by_version
-            .into_iter()
-            .map(|(version, endpoints)| {
-                (version, self.stack.balanced_with(endpoints, &mut breakers))
-            })
-            .collect();
+        // Breakers of instances the answer no longer lists are dropped.
+        let versions = self.stack.balanced_groups(
+            by_version.into_iter().collect(),
+            &mut self.breakers.borrow_mut(),
+        );
         Routes {
             resolution,
             versions,
@@ -337,8 +472,8 @@ impl tower_service::Service<http::Request<Bytes>> for EndpointTransport {
 
 /// Counts every attempt sent to one instance in the isolate's outcome
 /// recorder: latency, and success or a failure that blames the instance.
-/// An attempt dropped before it answered (a per-try timeout, almost always)
-/// counts as a failure.
+/// An attempt dropped before it answered counts as a failure only if it ran
+/// for its whole budget (a timeout fired); otherwise it is not counted.
 #[derive(Clone)]
 pub(crate) struct Recorded<S> {
     instance: Rc<str>,
@@ -348,6 +483,8 @@ pub(crate) struct Recorded<S> {
 struct Attempt {
     instance: Rc<str>,
     start: Instant,
+    /// The `Connect-Timeout-Ms` the attempt was sent with.
+    budget: Option<Duration>,
     done: bool,
 }
 
@@ -362,7 +499,11 @@ impl Attempt {
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+            return;
+        }
+        let elapsed = WorkerRuntime.now().saturating_duration_since(self.start);
+        if dropped_attempt_blames(elapsed, self.budget) {
             self.finish(true);
         }
     }
@@ -386,9 +527,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
+        // Written by the try-timeout layer above at send time.
+        let budget = request
+            .headers()
+            .get(CONNECT_TIMEOUT_MS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
         let mut attempt = Attempt {
             instance: self.instance.clone(),
             start: WorkerRuntime.now(),
+            budget,
             done: false,
         };
         let call = self.inner.call(request);
@@ -406,14 +555,21 @@ pub(crate) fn after_response(env: &worker::Env) {
     let now = WorkerRuntime.now();
     if let Some(instance) = own_instance(env) {
         if let Some(action) = with_isolate(|i| i.registration.next(now)) {
-            match registry(env) {
-                Some(registry) => background::spawn(register(registry, instance, action)),
-                // No registry to talk to: try again after the retry interval.
-                None => with_isolate(|i| i.registration.failed(now)),
+            let queued = registry(env)
+                .is_some_and(|registry| background::spawn(register(registry, instance, action)));
+            if !queued {
+                // No registry to talk to, or no room in the queue: try again
+                // after the retry interval.
+                with_isolate(|i| i.registration.failed(now));
             }
         }
     }
-    let due = with_isolate(|i| !i.report_in_flight && i.recorder.due(now));
+    let due = with_isolate(|i| {
+        let in_flight = i
+            .report_started
+            .is_some_and(|t| now.saturating_duration_since(t) < REPORT_LOST_AFTER);
+        !in_flight && i.recorder.due(now)
+    });
     if due {
         let Some(registry) = registry(env) else {
             return;
@@ -426,11 +582,14 @@ pub(crate) fn after_response(env: &worker::Env) {
                     .copied()
                     .unwrap_or(BreakerState::Unspecified)
             });
-            i.report_in_flight = outcomes.is_some();
+            i.report_started = outcomes.as_ref().map(|_| now);
             outcomes
         });
         if let Some(outcomes) = outcomes {
-            background::spawn(report(registry, outcomes));
+            if !background::spawn(report(registry, outcomes)) {
+                // Dropped with the task: the next report may go.
+                with_isolate(|i| i.report_started = None);
+            }
         }
     }
 }
@@ -458,7 +617,7 @@ async fn report(
     };
     let outcome = within(BACKGROUND_TIMEOUT, registry.report_outcomes(request)).await;
     let failures = with_isolate(|i| {
-        i.report_in_flight = false;
+        i.report_started = None;
         if outcome.is_err() {
             i.report_failures += 1;
         }

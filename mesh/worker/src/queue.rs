@@ -24,7 +24,7 @@ use workmesh::trace::messaging::{self, attr, Traced};
 use workmesh::trace::{scope, TraceCollector};
 use workmesh::ConnectError;
 
-use crate::{metrics, telemetry, WorkerRuntime};
+use crate::{background, discovery, metrics, telemetry, WorkerRuntime};
 
 /// `messaging.system` of Cloudflare Queues.
 pub const QUEUES_SYSTEM: &str = "cloudflare_queues";
@@ -70,7 +70,8 @@ impl TracedQueue {
 /// continuing its sender's trace: `Ok` acks the message, `Err` marks it for
 /// retry (and the span as failed). A message that does not decode is logged
 /// and left to the batch's outcome. Spans are exported after the batch
-/// through `ctx.wait_until`.
+/// through `ctx.wait_until`, together with the registry work the batch's
+/// calls queued (discovery refreshes, outcome reports, registration).
 pub async fn consume<T, F, Fut>(
     batch: MessageBatch<Traced<T>>,
     env: &worker::Env,
@@ -109,6 +110,13 @@ where
         if let Some(export) = metrics::export(env, exporter, spans) {
             ctx.wait_until(export);
         }
+    }
+    // Registry work the handlers' calls queued (refreshes, outcome reports)
+    // and this Worker's registration run after the batch, as after a
+    // response: a queue-only Worker has no `serve` to drain them.
+    discovery::after_response(env);
+    if let Some(queued) = background::take() {
+        ctx.wait_until(queued);
     }
     Ok(())
 }

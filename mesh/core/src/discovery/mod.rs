@@ -11,8 +11,8 @@
 //! - **Fresh** (younger than the TTL, 5 s): routed by, nothing else happens;
 //! - **Stale** (younger than TTL + stale window, 5 min): still routed by, and
 //!   a refresh runs in the background (stale-while-revalidate, RFC 5861);
-//! - **Expired**: routed by only as the *last known* answer when nothing
-//!   better exists, with a background refresh.
+//! - **Expired**: routed by only as the *last known* answer when the static
+//!   endpoint is failing too (see below), with a background refresh.
 //!
 //! Refreshes send the cached `version_token`, so an unchanged answer costs a
 //! `not_modified` round-trip with no instances. Only the very first lookup of
@@ -22,10 +22,18 @@
 //! # Fallback order
 //!
 //! When the current answer gives nothing to call (no answer yet, the
-//! registry failed, or it listed no routable instance):
-//! 1. the last answer that had instances, even if expired;
-//! 2. the static endpoint from configuration;
-//! 3. an error (only when there is no static endpoint either).
+//! registry failed, or it listed no routable instance), a call routes by the
+//! last answer that had instances ([`ResolutionCache::usable`]). Then
+//! ([`choose_route`]), per call:
+//! 1. no such answer: the static endpoint;
+//! 2. the picked version has no reachable instance, or every one of their
+//!    breakers is open: the static endpoint (the discovered route cannot
+//!    send, the static one might);
+//! 3. the answer is fresh or stale: its instances;
+//! 4. the answer is expired: the static endpoint, unless that one's breaker
+//!    is open too, when the expired answer is the last resort.
+//!
+//! An error comes only when both routes fail.
 //!
 //! # Weighted picking by version
 //!
@@ -72,6 +80,7 @@ mod cache;
 mod pick;
 mod register;
 mod report;
+mod route;
 
 use std::time::Duration;
 
@@ -79,6 +88,7 @@ pub use cache::{Freshness, Plan, Refresh, Resolution, ResolutionCache};
 pub use pick::{pick_version, version_shares};
 pub use register::{RegistrationAction, SelfRegistration};
 pub use report::{blames_instance, proto_breaker_state, report_id, OutcomeRecorder};
+pub use route::{choose_route, dropped_attempt_blames, inline_wait, RouteChoice};
 
 /// How a caller uses the registry. The defaults are the ones documented in
 /// the module docs.

@@ -385,3 +385,54 @@ async fn failed_registration_retries_after_the_retry_interval() {
     advance(&rt, 30_000).await;
     assert_eq!(reg.next(rt.now()), Some(RegistrationAction::Register));
 }
+
+#[test]
+fn route_choice_prefers_fresh_and_stale_answers_and_static_over_expired_ones() {
+    use Freshness::{Expired, Fresh, Stale};
+    use RouteChoice::{Discovered, Static};
+    // No answer with instances: static, whatever the breakers say.
+    assert_eq!(choose_route(None, true, true), Static);
+    assert_eq!(choose_route(None, false, false), Static);
+    // A fresh or stale answer is routed by while it can send.
+    for freshness in [Fresh, Stale] {
+        assert_eq!(choose_route(Some(freshness), true, true), Discovered);
+        assert_eq!(choose_route(Some(freshness), true, false), Discovered);
+        // Every discovered breaker open: back to the static binding.
+        assert_eq!(choose_route(Some(freshness), false, true), Static);
+    }
+    // Expired: static while it can send; the expired answer is the last resort.
+    assert_eq!(choose_route(Some(Expired), true, true), Static);
+    assert_eq!(choose_route(Some(Expired), true, false), Discovered);
+    assert_eq!(choose_route(Some(Expired), false, false), Static);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inline_wait_never_outlasts_the_call_deadline() {
+    let rt = TokioRuntime::with_seed(1);
+    let now = rt.now();
+    let timeout = Duration::from_millis(200);
+    assert_eq!(inline_wait(timeout, None, now), timeout);
+    let later = now + Duration::from_millis(50);
+    assert_eq!(
+        inline_wait(timeout, Some(later), now),
+        Duration::from_millis(50)
+    );
+    let far = now + Duration::from_secs(10);
+    assert_eq!(inline_wait(timeout, Some(far), now), timeout);
+    // A spent deadline waits not at all.
+    advance(&rt, 100).await;
+    assert_eq!(inline_wait(timeout, Some(later), rt.now()), Duration::ZERO);
+}
+
+#[test]
+fn only_an_attempt_that_ran_its_whole_budget_blames_its_instance_when_dropped() {
+    let ms = Duration::from_millis;
+    // Cut short by its per-try timeout (or the call deadline).
+    assert!(dropped_attempt_blames(ms(100), Some(ms(100))));
+    assert!(dropped_attempt_blames(ms(150), Some(ms(100))));
+    // Abandoned early by its caller (a sibling failed, the client left).
+    assert!(!dropped_attempt_blames(ms(3), Some(ms(100))));
+    assert!(!dropped_attempt_blames(ms(99), Some(ms(100))));
+    // No budget: no timer can have fired.
+    assert!(!dropped_attempt_blames(ms(10_000), None));
+}

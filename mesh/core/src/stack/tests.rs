@@ -217,3 +217,50 @@ async fn balanced_with_keeps_breakers_across_rebuilds() {
     assert_eq!((a_again.calls(), b.calls()), (0, 10));
     assert_eq!(breakers.len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn balanced_groups_keep_only_the_current_endpoints_breakers() {
+    let rt = TokioRuntime::with_seed(7);
+    let stack = ClientStack::new(rt.clone(), config("{}"), READ.service);
+    let mut breakers = std::collections::HashMap::new();
+    let (_, bad_svc) = mock(rt.clone(), Reply::Err(Code::Unavailable));
+    let (_, b_svc) = mock(rt.clone(), Reply::Ok);
+    let mut routes = stack.balanced_groups(
+        vec![
+            ("v1", vec![("a".to_owned(), bad_svc)]),
+            ("v2", vec![("b".to_owned(), b_svc)]),
+        ],
+        &mut breakers,
+    );
+    let mut v1 = routes.remove("v1").unwrap();
+    for _ in 0..3 {
+        call(&mut v1, request(READ, None)).await.unwrap_err();
+    }
+    assert!(matches!(
+        breakers["a"].handle().state(),
+        BreakerState::Open { .. }
+    ));
+    assert_eq!(breakers.len(), 2);
+
+    // Many answers later, each with fresh instance ids: the table holds only
+    // the latest answer's endpoints, and one kept across answers keeps its state.
+    for n in 0..50 {
+        let (_, c_svc) = mock(rt.clone(), Reply::Ok);
+        let (_, a_svc) = mock(rt.clone(), Reply::Ok);
+        let routes = stack.balanced_groups(
+            vec![
+                ("v1", vec![("a".to_owned(), a_svc)]),
+                ("v2", vec![(format!("c{n}"), c_svc)]),
+            ],
+            &mut breakers,
+        );
+        assert_eq!(routes.len(), 2);
+    }
+    let mut ids: Vec<_> = breakers.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "c49"]);
+    assert!(matches!(
+        breakers["a"].handle().state(),
+        BreakerState::Open { .. }
+    ));
+}
