@@ -90,6 +90,34 @@ test("Workers register themselves after serving a call", async (t) => {
   assert.deepEqual(after, before);
 });
 
+test("with WORKMESH_REGISTRY_TOKEN, Workers that hold the token register; others fall back", async (t) => {
+  const TOKEN = "mesh-registry-token";
+  const mesh = await startMesh({
+    persistTo: false,
+    ephemeralPorts: true,
+    vars: {
+      registry: { WORKMESH_REGISTRY_TOKEN: TOKEN },
+      catalog: { WORKMESH_INSTANCE: "catalog-v1-1", WORKMESH_REGISTRY_TOKEN: TOKEN },
+      // orders has no token: the registry refuses it, its calls use the static binding.
+      orders: { WORKMESH_INSTANCE: "orders-v1-1" },
+    },
+  });
+  t.after(() => mesh.dispose());
+  await createOrder(mesh, "token-1");
+  await createOrder(mesh, "token-2");
+  const list = () =>
+    callJson(mesh.urls.registry, "/workmesh.v1.Registry/List", {}, { authorization: `Bearer ${TOKEN}` });
+  await eventually("catalog registered with its token", async () => {
+    const ids = ((await list()).body.instances ?? []).map((i) => i.instanceId);
+    return ids.includes("catalog-v1-1") || ids;
+  });
+  await sleep(300);
+  const ids = ((await list()).body.instances ?? []).map((i) => i.instanceId);
+  assert.ok(!ids.includes("orders-v1-1"), `orders could not register without the token: ${ids}`);
+  const refused = await callJson(mesh.urls.registry, "/workmesh.v1.Registry/List", {});
+  assert.equal(refused.status, 401);
+});
+
 test("drained instances get no new calls", async (t) => {
   const mesh = await startMesh({ persistTo: false, ephemeralPorts: true, register: true });
   t.after(() => mesh.dispose());

@@ -47,7 +47,7 @@ pub struct MeshTransport {
 #[derive(Clone)]
 struct Discovery {
     target: Rc<Target>,
-    registry: RegistryClient<BindingTransport>,
+    registry: RegistryClient<crate::discovery::RegistryTransport>,
     env: worker::Env,
     config: Rc<ResilienceConfig>,
     /// The static binding's breaker.

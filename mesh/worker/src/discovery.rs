@@ -96,6 +96,8 @@ use crate::{background, BindingTransport, WorkerRuntime};
 
 /// The service binding to the registry Worker.
 pub const REGISTRY_BINDING: &str = "REGISTRY";
+/// The registry's bearer token (a secret), for registries that require one.
+pub const REGISTRY_TOKEN_VAR: &str = "WORKMESH_REGISTRY_TOKEN";
 /// The service this Worker serves (fully qualified), for self-registration.
 pub const SERVICE_VAR: &str = "WORKMESH_SERVICE";
 /// The version this Worker runs (default `v1`).
@@ -214,10 +216,57 @@ pub(crate) fn target(
 }
 
 /// The registry client, when this Worker has a `REGISTRY` binding.
-pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<BindingTransport>> {
-    BindingTransport::new(env, REGISTRY_BINDING)
+pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<RegistryTransport>> {
+    let binding = BindingTransport::new(env, REGISTRY_BINDING).ok()?;
+    let authorization = env
+        .secret(REGISTRY_TOKEN_VAR)
+        .or_else(|_| env.var(REGISTRY_TOKEN_VAR))
         .ok()
-        .map(RegistryClient::new)
+        .map(|token| token.to_string())
+        .filter(|token| !token.is_empty())
+        .and_then(|token| match http::HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                Some(value)
+            }
+            Err(_) => {
+                worker::console_error!(
+                    "workmesh: {REGISTRY_TOKEN_VAR} cannot be sent as a header; calling the registry without it"
+                );
+                None
+            }
+        });
+    Some(RegistryClient::new(RegistryTransport {
+        binding,
+        authorization,
+    }))
+}
+
+/// The registry's binding, sending `Authorization: Bearer <token>` when this
+/// Worker has `WORKMESH_REGISTRY_TOKEN` (the registry then requires it).
+#[derive(Clone)]
+pub(crate) struct RegistryTransport {
+    binding: BindingTransport,
+    authorization: Option<http::HeaderValue>,
+}
+
+impl tower_service::Service<http::Request<Bytes>> for RegistryTransport {
+    type Response = http::Response<Bytes>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.binding.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Bytes>) -> Self::Future {
+        if let Some(value) = &self.authorization {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value.clone());
+        }
+        self.binding.call(request)
+    }
 }
 
 /// Decides the route of one call to `target`: a discovered version's
@@ -228,7 +277,7 @@ pub(crate) fn registry(env: &worker::Env) -> Option<RegistryClient<BindingTransp
 /// `deadline`; otherwise queues any refresh for after the response.
 pub(crate) async fn route(
     target: &Target,
-    registry: &RegistryClient<BindingTransport>,
+    registry: &RegistryClient<RegistryTransport>,
     env: &worker::Env,
     deadline: Option<Instant>,
     static_can_send: bool,
@@ -288,7 +337,7 @@ fn usable(service: &str) -> Option<(Rc<Resolution>, Freshness)> {
 
 /// One Resolve, bounded by the resolve timeout; the answer (or the failure)
 /// goes into the cache.
-async fn resolve(registry: RegistryClient<BindingTransport>, service: String) {
+async fn resolve(registry: RegistryClient<RegistryTransport>, service: String) {
     let (token, timeout) = with_isolate(|i| {
         (
             i.cache.known_token(&service),
@@ -608,7 +657,7 @@ fn breaker_states(targets: &HashMap<String, Rc<Target>>) -> HashMap<String, Brea
 }
 
 async fn report(
-    registry: RegistryClient<BindingTransport>,
+    registry: RegistryClient<RegistryTransport>,
     outcomes: Vec<workmesh::proto::v1::Outcome>,
 ) {
     let request = ReportOutcomesRequest {
@@ -662,7 +711,7 @@ fn own_instance(env: &worker::Env) -> Option<Instance> {
 }
 
 async fn register(
-    registry: RegistryClient<BindingTransport>,
+    registry: RegistryClient<RegistryTransport>,
     instance: Instance,
     action: RegistrationAction,
 ) {
