@@ -33,11 +33,10 @@
 //! WORKMESH_REGISTRY_TOKEN -c wrangler/registry.toml`), every call but
 //! `workmesh.v1.Health/Check` must also carry `Authorization: Bearer <token>`
 //! or is refused with `unauthenticated` (401); unset, the registry is open
-//! (the local mesh). Callers then need that header — and the mesh's own
-//! registry client (`mesh/worker`) does not send one yet, nor does the CLI,
-//! so with the token set services cannot register, heartbeat, report or
-//! resolve (they fall back to their static bindings). Set it only for
-//! registries whose callers add the header.
+//! (the local mesh). Give every caller the same secret: the mesh's registry
+//! client (`mesh/worker`) and the CLI send it as a bearer token; a Worker
+//! without it cannot register, heartbeat, report or resolve, and falls back
+//! to its static bindings.
 //!
 //! Configuration (vars of the registry Worker; a bad value fails every call
 //! with `failed_precondition` naming the var):
