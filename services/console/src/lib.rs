@@ -113,8 +113,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     }
     let db = env.d1("DB")?;
     match (req.method(), path.as_str()) {
-        (Method::Post, "/v1/traces") => ingest_traces(req, &db, retention).await,
-        (Method::Post, "/v1/metrics") => ingest_metrics(req, &db, retention).await,
+        (Method::Post, "/v1/traces") => ingest(&TRACES, req, &db, retention).await,
+        (Method::Post, "/v1/metrics") => ingest(&METRICS, req, &db, retention).await,
         (Method::Get, "/api/traces") => {
             let filter = match trace_filter(&req)? {
                 Ok(filter) => filter,
@@ -483,54 +483,57 @@ async fn store(
     }
 }
 
-async fn ingest_traces(mut req: Request, db: &D1Database, hours: f64) -> worker::Result<Response> {
-    let (encoding, body) = match export_body(&mut req).await? {
-        Ok(export) => export,
-        Err(response) => return Ok(response),
-    };
-    let decoded = match otlp::decode_traces(encoding, &body) {
-        Ok(decoded) => decoded,
-        Err(message) => return otlp_error(Some(encoding), 400, &message),
-    };
-    let inserts = decoded
-        .rows
-        .iter()
-        .map(|row| insert_span(db, row))
-        .collect::<worker::Result<Vec<_>>>()?;
-    store(
-        db,
-        retention_statement(db, retention::DELETE_SPANS, hours)?,
-        inserts,
-    )
-    .await?;
-    export_ok(
-        encoding,
-        otlp::export_response(
-            encoding,
-            decoded.rejected,
-            "rejectedSpans",
-            "spans with invalid trace or span ids",
-        ),
-    )
+/// What differs between the OTLP signals the console receives.
+struct Signal<Row> {
+    decode: fn(Encoding, &[u8]) -> Result<otlp::Decoded<Row>, String>,
+    insert: fn(&D1Database, &Row) -> worker::Result<D1PreparedStatement>,
+    /// The bounded retention sweep that runs with every ingest.
+    delete_old: &'static str,
+    /// The `partialSuccess` field counting refused items, and why.
+    rejected_field: &'static str,
+    rejected_reason: &'static str,
 }
 
-async fn ingest_metrics(mut req: Request, db: &D1Database, hours: f64) -> worker::Result<Response> {
+const TRACES: Signal<SpanRow> = Signal {
+    decode: otlp::decode_traces,
+    insert: insert_span,
+    delete_old: retention::DELETE_SPANS,
+    rejected_field: "rejectedSpans",
+    rejected_reason: "spans with invalid trace or span ids",
+};
+
+const METRICS: Signal<MetricRow> = Signal {
+    decode: metrics::decode_metrics,
+    insert: insert_point,
+    delete_old: retention::DELETE_POINTS,
+    rejected_field: "rejectedDataPoints",
+    rejected_reason: "data points without a time or with buckets that do not fit their bounds",
+};
+
+/// Decodes one export, stores its rows with a retention sweep, and answers
+/// with the OTLP response (partial success when items were refused).
+async fn ingest<Row>(
+    signal: &Signal<Row>,
+    mut req: Request,
+    db: &D1Database,
+    hours: f64,
+) -> worker::Result<Response> {
     let (encoding, body) = match export_body(&mut req).await? {
         Ok(export) => export,
         Err(response) => return Ok(response),
     };
-    let decoded = match metrics::decode_metrics(encoding, &body) {
+    let decoded = match (signal.decode)(encoding, &body) {
         Ok(decoded) => decoded,
         Err(message) => return otlp_error(Some(encoding), 400, &message),
     };
     let inserts = decoded
         .rows
         .iter()
-        .map(|row| insert_point(db, row))
+        .map(|row| (signal.insert)(db, row))
         .collect::<worker::Result<Vec<_>>>()?;
     store(
         db,
-        retention_statement(db, retention::DELETE_POINTS, hours)?,
+        retention_statement(db, signal.delete_old, hours)?,
         inserts,
     )
     .await?;
@@ -539,8 +542,8 @@ async fn ingest_metrics(mut req: Request, db: &D1Database, hours: f64) -> worker
         otlp::export_response(
             encoding,
             decoded.rejected,
-            "rejectedDataPoints",
-            "data points without a time or with buckets that do not fit their bounds",
+            signal.rejected_field,
+            signal.rejected_reason,
         ),
     )
 }

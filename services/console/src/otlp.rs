@@ -29,12 +29,21 @@ pub struct SpanRow {
     pub events: String,
 }
 
-/// What an export request yields: the rows to store and how many spans
-/// were refused (bad ids).
-#[derive(Debug, Default, PartialEq)]
-pub struct Decoded {
-    pub rows: Vec<SpanRow>,
+/// What an export request yields: the rows to store (spans, or metric
+/// points) and how many items were refused.
+#[derive(Debug, PartialEq)]
+pub struct Decoded<Row = SpanRow> {
+    pub rows: Vec<Row>,
     pub rejected: i64,
+}
+
+impl<Row> Default for Decoded<Row> {
+    fn default() -> Self {
+        Decoded {
+            rows: Vec::new(),
+            rejected: 0,
+        }
+    }
 }
 
 /// The two encodings of OTLP/HTTP.

@@ -55,11 +55,8 @@ pub struct MetricRow {
     pub bounds: String,
 }
 
-#[derive(Debug, Default, PartialEq)]
-pub struct DecodedMetrics {
-    pub rows: Vec<MetricRow>,
-    pub rejected: i64,
-}
+/// Decoded metric points, and how many were refused.
+pub type DecodedMetrics = crate::otlp::Decoded<MetricRow>;
 
 /// Decodes an `ExportMetricsServiceRequest` in either encoding. Points
 /// without a time, and histogram points whose bucket counts do not fit
