@@ -9,7 +9,7 @@
 //! `workmesh.v1.Health/Check` stays open, for probes. Unset (the local mesh),
 //! the registry is open.
 
-use workmesh::{Code, ConnectError};
+use workmesh::ConnectError;
 
 /// The var (or secret) that holds the registry's token.
 pub const TOKEN_VAR: &str = "WORKMESH_REGISTRY_TOKEN";
@@ -30,32 +30,13 @@ pub fn authorize(
     if path == HEALTH_CHECK_PATH {
         return Ok(());
     }
-    let presented = authorization.and_then(|value| {
-        let (scheme, rest) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-    });
-    match presented {
-        Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(ConnectError::new(
-            Code::Unauthenticated,
-            "invalid registry bearer token",
-        )),
-        None => Err(ConnectError::new(
-            Code::Unauthenticated,
-            "this registry requires an Authorization: Bearer token",
-        )),
-    }
-}
-
-/// Compares without an early exit, so response timing does not reveal how
-/// much of a guessed token was right (only its length).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    workmesh::auth::check_bearer(token, authorization, "registry")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use workmesh::Code;
 
     const REGISTER: &str = "/workmesh.v1.Registry/Register";
 
@@ -104,13 +85,5 @@ mod tests {
             code(authorize(Some("s3cret"), "/workmesh.v1.Health/Watch", None)),
             Some(Code::Unauthenticated)
         );
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_values() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(!constant_time_eq(b"", b"a"));
     }
 }

@@ -24,6 +24,7 @@
 // Generated code names `workmesh::codegen`; this lets it live in this crate too.
 extern crate self as workmesh;
 
+pub mod auth;
 pub mod balance;
 pub mod breaker;
 pub mod client;

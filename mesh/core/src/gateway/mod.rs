@@ -162,24 +162,10 @@ impl<T: Transport> Forward<T> {
         let Some(token) = &self.token else {
             return Ok(());
         };
-        let presented = headers
+        let authorization = headers
             .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, rest) = value.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            });
-        match presented {
-            Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err(ConnectError::new(
-                Code::Unauthenticated,
-                "invalid bearer token",
-            )),
-            None => Err(ConnectError::new(
-                Code::Unauthenticated,
-                "this gateway requires an Authorization: Bearer token",
-            )),
-        }
+            .and_then(|value| value.to_str().ok());
+        crate::auth::check_bearer(token, authorization, "gateway")
     }
 
     /// The upstream request: POST to the method's path with the raw body in
@@ -311,10 +297,6 @@ fn edge_error(
 
 /// Compares without an early exit, so response timing does not reveal how
 /// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl<T: Transport> ServiceHandler for Forward<T> {
     fn name(&self) -> &'static str {
         self.service
