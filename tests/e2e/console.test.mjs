@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, sleep } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
@@ -70,8 +70,6 @@ async function getJson(path, expected = 200) {
 }
 
 const CATALOG = "shop.v1.CatalogService";
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 // First in this file: no other test has called catalog yet, so the counts are exact.
 test("the Workers' exported RED metrics arrive: GetProduct's requests and its errors by code", async () => {
   const getProduct = async () =>

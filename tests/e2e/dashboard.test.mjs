@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, eventually } from "./helpers.mjs";
 
 const GATEWAY = "gateway";
 const ORDERS = "shop.v1.OrderService";
@@ -32,17 +32,6 @@ after(async () => {
   await browser?.close();
   await mesh?.dispose();
 });
-
-/** Polls until `find` returns a value. */
-async function eventually(what, find, timeoutMs = 10_000) {
-  const start = Date.now();
-  while (Date.now() - start < timeoutMs) {
-    const found = await find();
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${what} did not appear within ${timeoutMs} ms`);
-}
 
 function assertPng(path) {
   assert.ok(existsSync(path), `${path} exists`);

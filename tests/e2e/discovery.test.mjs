@@ -8,7 +8,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, until, sleep } from "./helpers.mjs";
 
 const CATALOG = "shop.v1.CatalogService";
 
@@ -47,19 +47,6 @@ async function catalogCalls(mesh) {
   return counts;
 }
 
-async function eventually(what, check, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await check();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 test("Workers register themselves after serving a call", async (t) => {
   // The runner registers nobody; the Workers get their instance ids as vars.
   const mesh = await startMesh({
@@ -74,7 +61,7 @@ test("Workers register themselves after serving a call", async (t) => {
   // The runner's readiness probe (a Health/Check) was each Worker's first
   // request, so they may have registered already; a call makes sure.
   await createOrder(mesh, "self-1");
-  await eventually("catalog and orders are registered", async () => {
+  await until("catalog and orders are registered", async () => {
     const listed = (await registry("List", {})).body.instances ?? [];
     const ids = listed.map((i) => `${i.instanceId}:${i.service}:${i.version}:${i.binding}`).sort();
     return (
@@ -107,7 +94,7 @@ test("with WORKMESH_REGISTRY_TOKEN, Workers that hold the token register; others
   await createOrder(mesh, "token-2");
   const list = () =>
     callJson(mesh.urls.registry, "/workmesh.v1.Registry/List", {}, { authorization: `Bearer ${TOKEN}` });
-  await eventually("catalog registered with its token", async () => {
+  await until("catalog registered with its token", async () => {
     const ids = ((await list()).body.instances ?? []).map((i) => i.instanceId);
     return ids.includes("catalog-v1-1") || ids;
   });
@@ -252,7 +239,7 @@ test("sibling calls abandoned after a not_found are not reported as instance fai
   await sleep(2_100);
   await createOrder(mesh, "report-trigger", 1);
   let catalogs;
-  await eventually("orders reported its calls to catalog", async () => {
+  await until("orders reported its calls to catalog", async () => {
     catalogs = ((await registry("List", { service: CATALOG })).body.instances ?? []).filter((i) =>
       i.instanceId.startsWith("catalog-"),
     );
@@ -278,7 +265,7 @@ test("when every discovered instance's breaker is open, calls go back to the sta
 
   // The first calls fail until the dead instance's breaker opens (5 failures)...
   let failed = 0;
-  await eventually(
+  await until(
     "orders recovers through the static binding",
     async () => {
       const res = await callJson(mesh.urls.orders, "/shop.v1.OrderService/CreateOrder", order(`dead-${failed}`));

@@ -5,7 +5,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, eventually, consoleJson } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
@@ -19,23 +19,6 @@ const GATEWAY = "gateway";
 const ORDERS = "shop.v1.OrderService";
 const CATALOG = "shop.v1.CatalogService";
 
-async function consoleJson(path) {
-  const res = await fetch(new URL(path, mesh.urls.console));
-  assert.equal(res.status, 200, `${path}: ${res.status}`);
-  return res.json();
-}
-
-/** Polls until `find` returns a value (exports run after the responses). */
-async function eventually(what, find, timeoutMs = 10_000) {
-  const start = Date.now();
-  while (Date.now() - start < timeoutMs) {
-    const found = await find();
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${what} did not appear within ${timeoutMs} ms`);
-}
-
 const one = (spans, what, predicate) => {
   const found = spans.filter(predicate);
   assert.equal(found.length, 1, `${what}: ${JSON.stringify(spans.map((s) => [s.service, s.kind, s.name]))}`);
@@ -43,7 +26,7 @@ const one = (spans, what, predicate) => {
 };
 
 test("CreateOrder through the gateway is one trace across gateway, orders and catalog, with D1 spans", async () => {
-  const { traces: before } = await consoleJson(`/api/traces?service=${GATEWAY}&limit=500`);
+  const { traces: before } = await consoleJson(mesh, `/api/traces?service=${GATEWAY}&limit=500`);
   const known = new Set(before.map((t) => t.traceId));
   const res = await callJson(mesh.urls.gateway, `/${ORDERS}/CreateOrder`, {
     customerId: "three-hops",
@@ -53,10 +36,10 @@ test("CreateOrder through the gateway is one trace across gateway, orders and ca
   assert.equal(res.status, 200, JSON.stringify(res.body));
 
   const trace = await eventually("the three-hop trace", async () => {
-    const { traces } = await consoleJson(`/api/traces?service=${GATEWAY}&limit=500`);
+    const { traces } = await consoleJson(mesh, `/api/traces?service=${GATEWAY}&limit=500`);
     const fresh = traces.find((t) => !known.has(t.traceId));
     if (!fresh) return undefined;
-    const trace = await consoleJson(`/api/traces/${fresh.traceId}`);
+    const trace = await consoleJson(mesh, `/api/traces/${fresh.traceId}`);
     const services = new Set(trace.spans.filter((s) => s.kind === "SERVER").map((s) => s.service));
     const d1 = trace.spans.filter((s) => s.attributes["db.system"]).map((s) => s.service);
     return services.size === 3 && d1.includes(CATALOG) && d1.includes(ORDERS) ? trace : undefined;
@@ -127,7 +110,7 @@ test("CreateOrder through the gateway is one trace across gateway, orders and ca
 });
 
 test("the order-events queue carries the trace: the consumer continues CreateOrder's trace", async () => {
-  const { traces: before } = await consoleJson(`/api/traces?service=${GATEWAY}&limit=500`);
+  const { traces: before } = await consoleJson(mesh, `/api/traces?service=${GATEWAY}&limit=500`);
   const known = new Set(before.map((t) => t.traceId));
   const res = await callJson(mesh.urls.gateway, `/${ORDERS}/CreateOrder`, {
     customerId: "queue-trace",
@@ -140,10 +123,10 @@ test("the order-events queue carries the trace: the consumer continues CreateOrd
   const trace = await eventually(
     "the consumer's spans in the CreateOrder trace",
     async () => {
-      const { traces } = await consoleJson(`/api/traces?service=${GATEWAY}&limit=500`);
+      const { traces } = await consoleJson(mesh, `/api/traces?service=${GATEWAY}&limit=500`);
       const fresh = traces.find((t) => !known.has(t.traceId));
       if (!fresh) return undefined;
-      const trace = await consoleJson(`/api/traces/${fresh.traceId}`);
+      const trace = await consoleJson(mesh, `/api/traces/${fresh.traceId}`);
       const consumer = trace.spans.find((s) => s.kind === "CONSUMER");
       const consumerD1 = consumer && trace.spans.find((s) => s.parentSpanId === consumer.spanId);
       return consumerD1 ? trace : undefined;

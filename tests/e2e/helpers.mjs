@@ -1,6 +1,7 @@
 // Shared helpers for the end-to-end tests: start the real Workers in workerd
 // (the same runner `cargo workmesh up` uses) and speak Connect to them.
 
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -48,4 +49,39 @@ export function workmesh(...args) {
     encoding: "utf8",
   });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `find` until it returns a truthy value, and returns that value. */
+export async function eventually(what, find, timeoutMs = 10_000) {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const found = await find();
+    if (found) return found;
+    await sleep(100);
+  }
+  assert.fail(`${what} did not appear within ${timeoutMs} ms`);
+}
+
+/**
+ * Polls `predicate` until it returns exactly `true`; anything else it returns
+ * is shown if time runs out. Returns the elapsed ms.
+ */
+export async function until(what, predicate, timeoutMs = 5000) {
+  const start = Date.now();
+  let last;
+  while (Date.now() - start < timeoutMs) {
+    last = await predicate();
+    if (last === true) return Date.now() - start;
+    await sleep(25);
+  }
+  assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+}
+
+/** A console JSON API answer (must be 200). */
+export async function consoleJson(mesh, path) {
+  const res = await fetch(new URL(path, mesh.urls.console));
+  assert.equal(res.status, 200, `${path}: ${res.status}`);
+  return res.json();
 }

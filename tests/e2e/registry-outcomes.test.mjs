@@ -5,7 +5,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, until, sleep } from "./helpers.mjs";
 
 const BASE_MS = 800;
 
@@ -22,7 +22,6 @@ after(async () => {
 });
 
 const registry = (method, msg) => callJson(mesh.urls.registry, `/workmesh.v1.Registry/${method}`, msg);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let reports = 0;
 const report = (outcomes, reportId = `r-${process.pid}-${++reports}`) => registry("ReportOutcomes", { reportId, outcomes });
 
@@ -34,18 +33,6 @@ async function register(service, ...ids) {
 }
 const resolvedIds = async (service) => ((await registry("Resolve", { service })).body.instances ?? []).map((i) => i.instanceId).sort();
 const listed = async (service) => Object.fromEntries((await registry("List", { service })).body.instances.map((i) => [i.instanceId, i]));
-
-/** Polls `predicate` until it returns true; returns the elapsed ms. */
-async function eventually(what, predicate, timeoutMs = 4000) {
-  const start = Date.now();
-  let last;
-  while (Date.now() - start < timeoutMs) {
-    last = await predicate();
-    if (last === true) return Date.now() - start;
-    await sleep(25);
-  }
-  assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
-}
 
 /** Reports 5 failures of `id` and returns the ejection as List shows it, with the client clock around the call. */
 async function fail5(service, id) {
@@ -79,7 +66,7 @@ test("failures eject an instance for a growing time, then it comes back by itsel
   assert.equal((await listed(service))["ej-a"].reportedFailures, "18");
   assert.equal((await listed(service))["ej-a"].timesEjected, 1);
 
-  const back = await eventually("ej-a back in Resolve", async () => (await resolvedIds(service)).includes("ej-a"));
+  const back = await until("ej-a back in Resolve", async () => (await resolvedIds(service)).includes("ej-a"));
   const list = (await listed(service))["ej-a"];
   assert.equal(list.ejectedUntilMs ?? "0", "0", "an ended ejection shows as 0");
   assert.equal(list.timesEjected, 1);
@@ -92,7 +79,7 @@ test("failures eject an instance for a growing time, then it comes back by itsel
   await sleep(two.until - 500 - Date.now());
   assert.ok(Date.now() - two.before > BASE_MS + 200);
   assert.deepEqual(await resolvedIds(service), ["ej-b"], "still ejected after the first ejection's time");
-  await eventually("ej-a back after the second ejection", async () => (await resolvedIds(service)).includes("ej-a"));
+  await until("ej-a back after the second ejection", async () => (await resolvedIds(service)).includes("ej-a"));
   const returned = Date.now() - two.before;
   assert.ok(returned >= 2 * BASE_MS - 50, `back after ${returned} ms (the first time after ${back} ms)`);
 });

@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { createServer } from "node:http";
-import { startMesh, callJson, tempStateDir } from "./helpers.mjs";
+import { startMesh, callJson, tempStateDir, until } from "./helpers.mjs";
 
 const instance = (id, version = "v1") => ({
   service: "shop.v1.CatalogService",
@@ -126,7 +126,7 @@ test("active health checks mark a failing instance unhealthy and bring it back",
 
   const set = await setCatalogFaults([{ service: "workmesh.v1.Health", abortCode: "unavailable", abortPercent: 100 }]);
   assert.equal(set.status, 200, JSON.stringify(set.body));
-  await eventually("List shows it unhealthy", async () => (await health()) === "HEALTH_STATE_UNHEALTHY" || (await health()));
+  await until("List shows it unhealthy", async () => (await health()) === "HEALTH_STATE_UNHEALTHY" || (await health()));
   assert.deepEqual(await resolvedIds(), []);
   const down = await registry("Resolve", { service: "shop.v1.CatalogService", knownVersionToken: before.body.versionToken });
   assert.notEqual(down.body.notModified, true, "the version token changed when health flipped");
@@ -135,21 +135,9 @@ test("active health checks mark a failing instance unhealthy and bring it back",
   assert.ok(Number(rules[0].injected) >= 3, `catalog failed ${rules[0].injected} health checks`);
 
   await setCatalogFaults([]);
-  await eventually("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
+  await until("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
   assert.deepEqual(await resolvedIds(), ["catalog-probed"]);
 });
-
-/** Polls `predicate` until it returns true, failing with its last value. */
-async function eventually(what, predicate, timeoutMs = 4000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await predicate();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`${what} within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
-}
 
 test("active health checks probe URL endpoints with fetch", async (t) => {
   // A tiny instance outside the mesh: answers Health/Check in Connect JSON,
@@ -187,7 +175,7 @@ test("active health checks probe URL endpoints with fetch", async (t) => {
 
   const reg = await registry("Register", { instance: { service, instanceId: "url-1", url } });
   assert.equal(reg.status, 200, JSON.stringify(reg.body));
-  await eventually("the registry probed the URL", async () => probes.length >= 2 || probes.length);
+  await until("the registry probed the URL", async () => probes.length >= 2 || probes.length);
   assert.deepEqual(
     { method: probes[0].method, url: probes[0].url, contentType: probes[0].contentType, body: probes[0].body },
     { method: "POST", url: "/workmesh.v1.Health/Check", contentType: "application/json", body: "{}" },
@@ -195,11 +183,11 @@ test("active health checks probe URL endpoints with fetch", async (t) => {
   assert.equal(await health(), "HEALTH_STATE_HEALTHY");
 
   serving = false;
-  await eventually("List shows it unhealthy", async () => (await health()) === "HEALTH_STATE_UNHEALTHY" || (await health()));
+  await until("List shows it unhealthy", async () => (await health()) === "HEALTH_STATE_UNHEALTHY" || (await health()));
   assert.deepEqual(await resolvedIds(), []);
 
   serving = true;
-  await eventually("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
+  await until("List shows it healthy again", async () => (await health()) === "HEALTH_STATE_HEALTHY" || (await health()));
   assert.deepEqual(await resolvedIds(), ["url-1"]);
 });
 
@@ -226,7 +214,7 @@ test("instances that stop heartbeating leave Resolve after the heartbeat TTL", a
   await registry("Register", { instance: instance("silent") });
   assert.deepEqual(await resolvedIds(), ["beating", "silent"]);
 
-  await eventually("the silent instance leaves Resolve", async () => {
+  await until("the silent instance leaves Resolve", async () => {
     const ids = await resolvedIds();
     return ids.length === 1 || ids;
   }, 3 * TTL);

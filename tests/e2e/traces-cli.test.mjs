@@ -3,7 +3,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startMesh, callJson, workmesh } from "./helpers.mjs";
+import { startMesh, callJson, workmesh, consoleJson } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
@@ -16,22 +16,16 @@ after(async () => {
 const ORDERS = "shop.v1.OrderService";
 const CATALOG = "shop.v1.CatalogService";
 
-async function consoleJson(path) {
-  const res = await fetch(new URL(path, mesh.urls.console));
-  assert.equal(res.status, 200, `${path}: ${res.status}`);
-  return res.json();
-}
-
 /** Polls the console until the CreateOrder trace has all three spans (exports run after responses). */
 async function orderTrace(known, timeoutMs = 20_000) {
   const start = Date.now();
   while (Date.now() - start < timeoutMs) {
-    const { traces } = await consoleJson(`/api/traces?service=${ORDERS}&limit=500`);
+    const { traces } = await consoleJson(mesh, `/api/traces?service=${ORDERS}&limit=500`);
     const fresh = traces.find((t) => !known.has(t.traceId) && t.rootName === `${ORDERS}/CreateOrder`);
     // Orders, catalog and the order-events consumer export separately: wait
     // for the consumer's spans, the last to arrive.
     if (fresh && fresh.spanCount >= 3) {
-      const { spans } = await consoleJson(`/api/traces/${fresh.traceId}`);
+      const { spans } = await consoleJson(mesh, `/api/traces/${fresh.traceId}`);
       const complete = [CATALOG, ORDERS].every((service) => spans.some((s) => s.service === service && s.kind === "SERVER"));
       if (complete && spans.some((s) => s.kind === "CONSUMER")) return { ...fresh, spanCount: spans.length };
     }
@@ -43,7 +37,7 @@ async function orderTrace(known, timeoutMs = 20_000) {
 const indent = (line) => line.length - line.trimStart().length;
 
 test("traces lists a CreateOrder trace and shows it as a waterfall", async () => {
-  const { traces: before } = await consoleJson(`/api/traces?service=${ORDERS}&limit=500`);
+  const { traces: before } = await consoleJson(mesh, `/api/traces?service=${ORDERS}&limit=500`);
   const known = new Set(before.map((t) => t.traceId));
   const res = await callJson(mesh.urls.orders, `/${ORDERS}/CreateOrder`, {
     customerId: "traces-cli",

@@ -4,7 +4,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startMesh, callJson } from "./helpers.mjs";
+import { startMesh, callJson, eventually, consoleJson } from "./helpers.mjs";
 
 let mesh;
 before(async () => {
@@ -26,36 +26,18 @@ const createOrder = (headers = {}) =>
     headers,
   );
 
-async function consoleJson(path) {
-  const res = await fetch(new URL(path, mesh.urls.console));
-  assert.equal(res.status, 200, `${path}: ${res.status}`);
-  return res.json();
-}
-
 async function traceIds() {
-  const { traces } = await consoleJson(`/api/traces?service=${ORDERS}&limit=500`);
+  const { traces } = await consoleJson(mesh, `/api/traces?service=${ORDERS}&limit=500`);
   return new Set(traces.map((t) => t.traceId));
-}
-
-/** Polls the console until `find` returns a value (exports run after the responses). */
-async function eventually(what, find, timeoutMs = 10_000) {
-  const start = Date.now();
-  let last;
-  while (Date.now() - start < timeoutMs) {
-    last = await find();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${what} did not appear within ${timeoutMs} ms`);
 }
 
 /** The spans of the first CreateOrder trace not in `known`, once all three hops are in. */
 async function newOrderTrace(known) {
   return eventually("the CreateOrder trace", async () => {
-    const { traces } = await consoleJson(`/api/traces?service=${ORDERS}&limit=500`);
+    const { traces } = await consoleJson(mesh, `/api/traces?service=${ORDERS}&limit=500`);
     const fresh = traces.find((t) => !known.has(t.traceId) && t.rootName === `${ORDERS}/CreateOrder`);
     if (!fresh || fresh.spanCount < 3) return undefined;
-    const trace = await consoleJson(`/api/traces/${fresh.traceId}`);
+    const trace = await consoleJson(mesh, `/api/traces/${fresh.traceId}`);
     return hasBothHops(trace) ? trace : undefined;
   });
 }
@@ -110,7 +92,7 @@ test("CreateOrder makes one trace: orders SERVER → CLIENT → catalog SERVER",
   assert.equal(server.parentSpanId, null, "no traceparent: orders starts the trace");
 
   // The list and the HTML views show it.
-  const { traces } = await consoleJson(`/api/traces?service=${CATALOG}`);
+  const { traces } = await consoleJson(mesh, `/api/traces?service=${CATALOG}`);
   const listed = traces.find((t) => t.traceId === trace.traceId);
   assert.equal(listed.rootService, ORDERS);
   assert.equal(listed.error, false);
@@ -152,9 +134,9 @@ test("a failed call is marked as an error with its Connect code", async () => {
   const res = await callJson(mesh.urls.orders, `/${ORDERS}/GetOrder`, { orderId: "no-such-order" });
   assert.equal(res.status, 404);
   const trace = await eventually("the GetOrder trace", async () => {
-    const { traces } = await consoleJson(`/api/traces?service=${ORDERS}&limit=500`);
+    const { traces } = await consoleJson(mesh, `/api/traces?service=${ORDERS}&limit=500`);
     const fresh = traces.find((t) => !known.has(t.traceId) && t.rootName === `${ORDERS}/GetOrder`);
-    return fresh && consoleJson(`/api/traces/${fresh.traceId}`);
+    return fresh && consoleJson(mesh, `/api/traces/${fresh.traceId}`);
   });
   const span = trace.spans.find((s) => s.kind === "SERVER");
   assert.equal(span.attributes["rpc.connect_rpc.error_code"], "not_found");
